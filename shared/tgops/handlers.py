@@ -1,0 +1,30 @@
+"""Which code handles each queue and each schedule, declared once for Lambda, Fargate and `tgops dev`.
+
+Values are "module:function" paths, imported only when used, so a Lambda never imports another
+consumer's dependencies (Telethon above all).
+- queue handler:    `async def handle(runtime: Runtime, message: Received) -> None`
+- schedule handler: `async def run(runtime: Runtime) -> None`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+QUEUE_HANDLERS: dict[str, str] = {}
+SCHEDULE_HANDLERS: dict[str, str] = {}
+
+
+def resolve(path: str) -> Callable:
+    module_name, _, attribute = path.partition(":")
+    return getattr(import_module(module_name), attribute)
+
+
+def queue_handler(queue_name: str) -> Callable | None:
+    path = QUEUE_HANDLERS.get(queue_name)
+    return resolve(path) if path else None
+
+
+def schedule_handler(schedule_name: str) -> Callable | None:
+    path = SCHEDULE_HANDLERS.get(schedule_name)
+    return resolve(path) if path else None

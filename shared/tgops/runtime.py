@@ -1,0 +1,90 @@
+"""The process-wide connections (Postgres pool, Redis client, SQS), opened on first use.
+
+A Lambda container opens each once and keeps it for its later invocations; `tgops dev` and the
+workers open them at start-up. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tgops.config import Settings
+
+if TYPE_CHECKING:
+    from tgops.cache.client import RedisClient
+    from tgops.db.database import Database
+    from tgops.messaging.sqs import SqsQueues
+
+HEALTH_CHECK_TIMEOUT_SEC = 2.0
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _database: "Database | None" = field(default=None, init=False)
+    _redis: "RedisClient | None" = field(default=None, init=False)
+    _queues: "SqsQueues | None" = field(default=None, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    async def database(self) -> "Database":
+        if self._database is None:
+            from tgops.db.database import Database
+
+            async with self._lock:
+                if self._database is None:
+                    self._database = await Database.from_settings(self.settings)
+        return self._database
+
+    def redis(self) -> "RedisClient":
+        if self._redis is None:
+            from tgops.cache.client import create_redis
+
+            self._redis = create_redis(self.settings)
+        return self._redis
+
+    def queues(self) -> "SqsQueues":
+        if self._queues is None:
+            from tgops.messaging.sqs import SqsQueues
+
+            self._queues = SqsQueues(self.settings)
+        return self._queues
+
+    async def health(self) -> dict[str, dict[str, str]]:
+        checks = {"postgres": self._check_postgres, "redis": self._check_redis, "sqs": self._check_sqs}
+        results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
+        return dict(zip(checks, results))
+
+    async def _check_postgres(self) -> str:
+        if not self.settings.database_url:
+            return "not_configured"
+        return "up" if await (await self.database()).ping() else "down"
+
+    async def _check_redis(self) -> str:
+        if not (self.settings.redis_url or self.settings.uses_upstash):
+            return "not_configured"
+        return "up" if await self.redis().ping() else "down"
+
+    async def _check_sqs(self) -> str:
+        queues = self.queues()
+        await asyncio.to_thread(queues.client.list_queues, QueueNamePrefix=self.settings.queue_prefix, MaxResults=1)
+        return "up"
+
+    async def close(self) -> None:
+        if self._database is not None:
+            await self._database.close()
+            self._database = None
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+
+async def _run_check(check) -> dict[str, str]:
+    try:
+        status = await asyncio.wait_for(check(), HEALTH_CHECK_TIMEOUT_SEC)
+    except asyncio.TimeoutError:
+        return {"status": "down", "error": f"no answer within {HEALTH_CHECK_TIMEOUT_SEC:.0f}s"}
+    except Exception as error:  # a health check reports every failure rather than raising
+        return {"status": "down", "error": f"{type(error).__name__}: {str(error)[:200]}"}
+    return {"status": status}
