@@ -14,6 +14,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -56,7 +57,8 @@ def postgres_server_url(service_dir: Path) -> Iterator[str]:
 
 
 def _with_database(url: str, database: str) -> str:
-    return psycopg.conninfo.make_conninfo(url, dbname=database)
+    """The same server's URL naming another database (a URL, as TGOPS_DATABASE_URL requires)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 @pytest.fixture(scope="session")

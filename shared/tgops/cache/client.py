@@ -1,0 +1,197 @@
+"""Two Redis clients behind one narrow protocol: redis-py for workers and local runs, Upstash REST for Lambda.
+
+Values are str. Both turn driver errors into tgops.cache.errors. Each driver is imported when its client is
+built, so a Lambda on Upstash does not pay redis-py's import on a cold start, nor a worker upstash-redis's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from tgops.cache.errors import NoScriptError, RedisCommandError, RedisUnavailable
+from tgops.config import SettingsError
+
+if TYPE_CHECKING:
+    from tgops.config import Settings
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT_SEC = 5.0
+
+# Upstash answers these as command errors, yet each means the database will not serve us at all.
+UPSTASH_UNAVAILABLE_PREFIXES = (
+    "WRONGPASS",
+    "NOAUTH",
+    "ERR max daily request limit exceeded",
+    "ERR max requests limit exceeded",
+)
+
+
+class RedisClient(Protocol):
+    async def get(self, key: str) -> str | None: ...
+
+    async def set(
+        self, key: str, value: str | int, *, nx: bool = False, ex: int | None = None, px: int | None = None
+    ) -> bool:
+        """True when the value was written (False when `nx` found the key already there)."""
+
+    async def delete(self, *keys: str) -> int: ...
+
+    async def pttl(self, key: str) -> int:
+        """Milliseconds left; -1 when the key has no TTL, -2 when it does not exist."""
+
+    async def incr(self, key: str) -> int: ...
+
+    async def expire(self, key: str, seconds: int) -> bool: ...
+
+    async def evalsha(self, sha: str, keys: list[str], args: list) -> Any: ...
+
+    async def script_load(self, script: str) -> str: ...
+
+    async def ping(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RedisPyClient:
+    """redis-py over a pooled TCP connection (workers, local runs)."""
+
+    def __init__(self, url: str, *, timeout_sec: float = DEFAULT_TIMEOUT_SEC) -> None:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError
+
+        # One retry, and only for a dropped connection: a command that timed out may have run, and an
+        # INCR or SET NX must never run twice.
+        retry = Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+        self._redis = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout_sec,
+            socket_connect_timeout=timeout_sec,
+            retry=retry,
+        )
+
+    async def _run(self, call: Awaitable[T]) -> T:
+        from redis import exceptions
+
+        try:
+            return await call
+        except exceptions.NoScriptError as error:
+            raise NoScriptError(str(error)) from error
+        except (exceptions.ConnectionError, exceptions.TimeoutError) as error:
+            raise RedisUnavailable(str(error) or type(error).__name__) from error
+        except exceptions.RedisError as error:
+            raise RedisCommandError(str(error)) from error
+
+    async def get(self, key: str) -> str | None:
+        return await self._run(self._redis.get(key))
+
+    async def set(
+        self, key: str, value: str | int, *, nx: bool = False, ex: int | None = None, px: int | None = None
+    ) -> bool:
+        return bool(await self._run(self._redis.set(key, value, nx=nx, ex=ex, px=px)))
+
+    async def delete(self, *keys: str) -> int:
+        return await self._run(self._redis.delete(*keys)) if keys else 0
+
+    async def pttl(self, key: str) -> int:
+        return await self._run(self._redis.pttl(key))
+
+    async def incr(self, key: str) -> int:
+        return await self._run(self._redis.incr(key))
+
+    async def expire(self, key: str, seconds: int) -> bool:
+        return bool(await self._run(self._redis.expire(key, seconds)))
+
+    async def evalsha(self, sha: str, keys: list[str], args: list) -> Any:
+        return await self._run(self._redis.evalsha(sha, len(keys), *keys, *args))
+
+    async def script_load(self, script: str) -> str:
+        return await self._run(self._redis.script_load(script))
+
+    async def ping(self) -> bool:
+        return bool(await self._run(self._redis.ping()))
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+class UpstashClient:
+    """upstash-redis over HTTPS: no connection to hold, so it suits Lambda."""
+
+    def __init__(self, url: str, token: str, *, timeout_sec: float = DEFAULT_TIMEOUT_SEC) -> None:
+        from upstash_redis.asyncio import Redis
+
+        # No retries inside the driver, for the same reason as RedisPyClient; the driver has no timeout
+        # of its own, hence `_run`'s.
+        self._redis = Redis(url, token, rest_retries=0, allow_telemetry=False)
+        self._timeout_sec = timeout_sec
+
+    async def _run(self, call: Awaitable[T]) -> T:
+        import httpx
+        from upstash_redis.errors import UpstashError
+
+        try:
+            async with asyncio.timeout(self._timeout_sec):
+                return await call
+        except UpstashError as error:
+            raise _upstash_error(str(error)) from error
+        # A reply that is not JSON comes from something in front of Upstash (a 502 page, a proxy).
+        except (httpx.HTTPError, json.JSONDecodeError, TimeoutError) as error:
+            raise RedisUnavailable(str(error) or type(error).__name__) from error
+
+    async def get(self, key: str) -> str | None:
+        return await self._run(self._redis.get(key))
+
+    async def set(
+        self, key: str, value: str | int, *, nx: bool = False, ex: int | None = None, px: int | None = None
+    ) -> bool:
+        return bool(await self._run(self._redis.set(key, value, nx=nx, ex=ex, px=px)))
+
+    async def delete(self, *keys: str) -> int:
+        return await self._run(self._redis.delete(*keys)) if keys else 0
+
+    async def pttl(self, key: str) -> int:
+        return await self._run(self._redis.pttl(key))
+
+    async def incr(self, key: str) -> int:
+        return await self._run(self._redis.incr(key))
+
+    async def expire(self, key: str, seconds: int) -> bool:
+        return bool(await self._run(self._redis.expire(key, seconds)))
+
+    async def evalsha(self, sha: str, keys: list[str], args: list) -> Any:
+        return await self._run(self._redis.evalsha(sha, keys, args))
+
+    async def script_load(self, script: str) -> str:
+        return await self._run(self._redis.script_load(script))
+
+    async def ping(self) -> bool:
+        return await self._run(self._redis.ping()) == "PONG"
+
+    async def aclose(self) -> None:
+        await self._redis.close()
+
+
+def _upstash_error(message: str) -> Exception:
+    if message.startswith("NOSCRIPT"):
+        return NoScriptError(message)
+    if message.startswith(UPSTASH_UNAVAILABLE_PREFIXES):
+        return RedisUnavailable(message)
+    return RedisCommandError(message)
+
+
+def create_redis(settings: Settings) -> RedisClient:
+    """Upstash when its REST URL and token are set, else redis-py on TGOPS_REDIS_URL."""
+    if settings.uses_upstash:
+        token = settings.upstash_redis_rest_token.get_secret_value()
+        return UpstashClient(settings.upstash_redis_rest_url, token)
+    if settings.redis_url:
+        return RedisPyClient(settings.redis_url)
+    raise SettingsError(
+        "TGOPS_REDIS_URL is not set (nor TGOPS_UPSTASH_REDIS_REST_URL with TGOPS_UPSTASH_REDIS_REST_TOKEN)"
+    )

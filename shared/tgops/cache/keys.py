@@ -1,0 +1,87 @@
+"""Every Redis key tgops uses, built here and nowhere else (formats fixed in ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+
+def group_key(service_id: int | str, link: str) -> str:
+    """One order group: sha1 of "service_id|normalized link"."""
+    return hashlib.sha1(f"{service_id}|{link}".encode()).hexdigest()
+
+
+def webhook_dedupe(bot_id: int | str, update_id: int) -> str:
+    return f"webhook:{bot_id}:{update_id}"
+
+
+def inspect_dispatch(group_key: str) -> str:
+    return f"tg:inspect:dispatch:{group_key}"
+
+
+def validate_group(group_key: str) -> str:
+    return f"socpanel:validate-group:{group_key}"
+
+
+def inspection(group_key: str) -> str:
+    return f"tg:inspection:{group_key}"
+
+
+def mtproto_lock(account_id: int) -> str:
+    return f"tg:mtproto:lock:{account_id}"
+
+
+def proxy_throttle(proxy_key: str) -> str:
+    return f"tg:proxy:throttle:{proxy_key}"
+
+
+def reserve_lock(action: str, account_id: int) -> str:
+    return f"tg:lock:{action}:{account_id}"
+
+
+def cooldown(action: str, account_id: int) -> str:
+    return f"tg:cooldown:{action}:{account_id}"
+
+
+def daily_cap(action: str, account_id: int, date: dt.date | str) -> str:
+    day = date.isoformat() if isinstance(date, dt.date) else date
+    return f"tg:cap:{action}:{account_id}:{day}"
+
+
+def link_state(link_hash: str, account_id: int) -> str:
+    return f"tg:link_state:{link_hash}:{account_id}"
+
+
+def one_shot_dedupe(action: str, link_hash: str, account_id: int) -> str:
+    """Set on commit of a one-shot action (seed 002); not in ARCHITECTURE.md's table."""
+    return f"tg:dedupe:{action}:{link_hash}:{account_id}"
+
+
+def rate_limit(scope: str, subject: int | str) -> str:
+    """A counter window, e.g. rate_limit("dm", user_id); not in ARCHITECTURE.md's table."""
+    return f"tg:ratelimit:{scope}:{subject}"
+
+
+def task_commit(task_id: str) -> str:
+    """Marks a provider task's COMMIT as applied, so a retried report consumes nothing twice."""
+    return f"tg:commit:{task_id}"
+
+
+def poll_lock(status: str) -> str:
+    """One panel poll per order status at a time (seed 000)."""
+    return f"socpanel:poll:{status}"
+
+
+def validate_dispatch_lock(group_key: str) -> str:
+    """Held while one poller dispatches a group's validation job (seed 000)."""
+    return f"socpanel:validate-group-dispatch:{group_key}"
+
+
+def unhandled_updates(update_type: str) -> str:
+    """Count of webhook updates of a type no consumer handles; not in ARCHITECTURE.md's table."""
+    return f"webhook:unhandled:{update_type}"
+
+
+def proxy_cooldown(proxy_key: str) -> str:
+    """A proxy resting after a connection failure (seed 001); not in ARCHITECTURE.md's table."""
+    return f"tg:proxy:cooldown:{proxy_key}"

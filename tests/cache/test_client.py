@@ -1,0 +1,154 @@
+"""One contract, both clients (redis-py and Upstash REST), against a real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.cache.conftest import CLIENT_KINDS, UPSTASH_TOKEN, client_at
+from tests.fakes.upstash_rest import UpstashRestShim
+from tgops.cache.client import RedisClient, RedisPyClient, UpstashClient, create_redis
+from tgops.cache.errors import NoScriptError, RedisCommandError, RedisUnavailable
+from tgops.cache.scripts import LuaScript, script
+from tgops.config import Settings, SettingsError
+from tgops.local.services import free_port
+
+RETURN_TYPES = LuaScript("return_types", (Path(__file__).parent / "return_types.lua").read_text())
+
+
+def flush_scripts(redis_url: str) -> None:
+    with redis.Redis.from_url(redis_url) as admin:
+        admin.script_flush()
+
+
+async def test_get_returns_what_set_wrote(client: RedisClient) -> None:
+    assert await client.get("greeting") is None
+    assert await client.set("greeting", "héllo ✓") is True
+    assert await client.get("greeting") == "héllo ✓"
+
+
+async def test_set_nx_writes_only_when_the_key_is_absent(client: RedisClient) -> None:
+    assert await client.set("claim", "first", nx=True) is True
+    assert await client.set("claim", "second", nx=True) is False
+    assert await client.get("claim") == "first"
+
+
+async def test_set_with_ex_or_px_gives_the_key_that_ttl(client: RedisClient) -> None:
+    await client.set("in-seconds", "v", ex=100)
+    await client.set("in-millis", "v", px=5000)
+    assert 5000 < await client.pttl("in-seconds") <= 100_000
+    assert 0 < await client.pttl("in-millis") <= 5000
+
+
+async def test_pttl_tells_a_missing_key_from_one_without_ttl(client: RedisClient) -> None:
+    assert await client.pttl("missing") == -2
+    await client.set("forever", "v")
+    assert await client.pttl("forever") == -1
+
+
+async def test_delete_counts_the_keys_it_removed(client: RedisClient) -> None:
+    await client.set("a", "1")
+    await client.set("b", "2")
+    assert await client.delete("a", "b", "missing") == 2
+    assert await client.get("a") is None
+    assert await client.delete() == 0
+
+
+async def test_incr_counts_up_from_zero(client: RedisClient) -> None:
+    assert await client.incr("counter") == 1
+    assert await client.incr("counter") == 2
+    assert await client.get("counter") == "2"
+
+
+async def test_incr_on_text_raises_a_command_error(client: RedisClient) -> None:
+    await client.set("text", "not a number")
+    with pytest.raises(RedisCommandError):
+        await client.incr("text")
+
+
+async def test_expire_sets_a_ttl_on_existing_keys_only(client: RedisClient) -> None:
+    await client.set("k", "v")
+    assert await client.expire("k", 100) is True
+    assert 0 < await client.pttl("k") <= 100_000
+    assert await client.expire("missing", 100) is False
+
+
+async def test_script_load_returns_the_locally_computed_sha(client: RedisClient) -> None:
+    lock_release = script("lock_release")
+    assert await client.script_load(lock_release.source) == lock_release.sha
+
+
+async def test_evalsha_returns_integers_strings_lists_and_nil(client: RedisClient) -> None:
+    await client.script_load(RETURN_TYPES.source)
+    assert await client.evalsha(RETURN_TYPES.sha, ["a-key"], ["héllo", 41]) == [1, "a-key", "héllo", 42]
+    assert await client.evalsha(RETURN_TYPES.sha, [], []) is None
+
+
+async def test_a_lua_script_loads_itself_again_after_script_flush(
+    client: RedisClient, redis_url: str
+) -> None:
+    await client.script_load(RETURN_TYPES.source)
+    flush_scripts(redis_url)
+    with pytest.raises(NoScriptError):
+        await client.evalsha(RETURN_TYPES.sha, [], [])
+    assert await RETURN_TYPES.run(client, ["a-key"], ["x", 1]) == [1, "a-key", "x", 2]
+
+
+async def test_ping(client: RedisClient) -> None:
+    assert await client.ping() is True
+
+
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+async def test_a_refused_connection_raises_unavailable(kind: str) -> None:
+    client = client_at(kind, f"127.0.0.1:{free_port()}")
+    with pytest.raises(RedisUnavailable):
+        await client.get("k")
+    await client.aclose()
+
+
+@pytest.mark.parametrize("kind", CLIENT_KINDS)
+async def test_a_server_that_never_answers_raises_unavailable(kind: str, silent_server: str) -> None:
+    client = client_at(kind, silent_server, timeout_sec=0.3)
+    with pytest.raises(RedisUnavailable):
+        await client.ping()
+    await client.aclose()
+
+
+async def test_upstash_with_a_wrong_token_raises_unavailable(upstash_shim: UpstashRestShim) -> None:
+    client = UpstashClient(upstash_shim.url, "wrong-token")
+    with pytest.raises(RedisUnavailable, match="WRONGPASS"):
+        await client.get("k")
+    await client.aclose()
+
+
+async def test_upstash_answering_with_an_error_page_raises_unavailable(upstash_shim: UpstashRestShim) -> None:
+    client = UpstashClient(upstash_shim.url, UPSTASH_TOKEN)
+    upstash_shim.outage = True
+    with pytest.raises(RedisUnavailable):
+        await client.get("k")
+    await client.aclose()
+
+
+async def test_create_redis_prefers_upstash_when_its_url_and_token_are_set(redis_url: str) -> None:
+    settings = Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        upstash_redis_rest_url="https://example.upstash.io",
+        upstash_redis_rest_token=UPSTASH_TOKEN,
+    )
+    client = create_redis(settings)
+    assert isinstance(client, UpstashClient)
+    await client.aclose()
+
+
+async def test_create_redis_uses_redis_py_for_a_redis_url(redis_url: str) -> None:
+    client = create_redis(Settings(_env_file=None, redis_url=redis_url, upstash_redis_rest_url=None))
+    assert isinstance(client, RedisPyClient)
+    await client.aclose()
+
+
+def test_create_redis_without_any_redis_names_the_setting() -> None:
+    with pytest.raises(SettingsError, match="TGOPS_REDIS_URL"):
+        create_redis(Settings(_env_file=None, redis_url=None, upstash_redis_rest_url=None))
