@@ -10,10 +10,14 @@ import typer
 from rich.console import Console
 
 import tgops
+from tgops.api.api_key_commands import app as apikey_app
 from tgops.config import Settings, SettingsError, get_settings
+from tgops.provider.cli import app as tasks_app
 
 app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", no_args_is_help=True)
-console = Console(stderr=True, highlight=False)
+app.add_typer(apikey_app, name="apikey")
+app.add_typer(tasks_app, name="tasks")
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -97,9 +97,8 @@ class LocalPostgres:
         log = self.data_dir / "postgres.log"
         try:
             self._pg("pg_ctl", "-D", str(self.pgdata), "-l", str(log), "-w", "-t", "60", "-o", options, "start")
-        except subprocess.CalledProcessError:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise LocalServiceError(f"embedded Postgres failed to start (log {log}):\n{tail}") from None
+        except LocalServiceError as error:
+            raise LocalServiceError(f"{error} (see {log})") from None
         wait_for_port(self.port, 30, "embedded Postgres")
         return self.url()
 
@@ -119,15 +118,19 @@ class LocalPostgres:
         return int(lines[3])
 
     def _pg(self, program: str, *args: str, check: bool = True) -> None:
-        subprocess.run(
+        result = subprocess.run(
             [str(_postgres_bin() / program), *args],
-            check=check,
             user=self._user,
+            group=self._user and pwd.getpwnam(self._user).pw_gid,
+            extra_groups=[] if self._user else None,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
             cwd="/",
         )
+        if check and result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise LocalServiceError(f"embedded Postgres: {program} failed: {detail[0]}")
 
 
 @dataclass
