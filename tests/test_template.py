@@ -1,0 +1,387 @@
+"""template.yaml declares exactly the queue topology; its functions, layers and settings fit the package."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, get_args
+
+import pytest
+from cfnlint.api import lint
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.helpers.template_topology import (
+    QUEUE_PREFIX,
+    Template,
+    expected_queue_names,
+    literal_text,
+    load_template,
+    queue_logical_ids,
+    referenced_id,
+    resources,
+    topology_violations,
+)
+from tgops.config import SECRET_FIELDS, Settings, env_name
+from tgops.messaging import topology
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_PATH = ROOT / "template.yaml"
+FUNCTIONS_DIR = ROOT / "functions"
+LAYER_REQUIREMENTS = ROOT / "layers" / "deps" / "requirements.txt"
+RUNTIME_PROVIDED = {"boto3", "botocore"}  # the Lambda Python runtime ships them
+WORKER_ONLY = {"telethon"}
+SECRETS_MANAGER_SETTINGS = (
+    *SECRET_FIELDS,
+    "database_url",
+    "upstash_redis_rest_url",
+    "upstash_redis_rest_token",
+)
+LAMBDA_CONSUMERS = tuple(spec for spec in topology.QUEUES if spec.consumer.runtime == "lambda")
+EVERY_TOPOLOGY_FUNCTION = frozenset(
+    [spec.consumer.name for spec in LAMBDA_CONSUMERS] + [schedule.name for schedule in topology.SCHEDULES]
+)
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return load_template(TEMPLATE_PATH)
+
+
+def present_functions() -> frozenset[str]:
+    return frozenset(path.parent.name for path in FUNCTIONS_DIR.glob("*/app.py"))
+
+
+def function_globals(template: Template) -> dict[str, Any]:
+    return template["Globals"]["Function"]
+
+
+def test_template_declares_exactly_the_topology(template):
+    assert topology_violations(template, present_functions()) == []
+
+
+def test_queue_names_are_the_topology_queues_and_their_dlqs(template):
+    assert set(queue_logical_ids(template)) == expected_queue_names()
+    assert len(expected_queue_names()) == 2 * len(topology.QUEUES)
+
+
+def test_queue_names_use_the_prefix_the_functions_get_as_tgops_queue_prefix(template):
+    variables = function_globals(template)["Environment"]["Variables"]
+    assert literal_text(variables["TGOPS_QUEUE_PREFIX"]) == QUEUE_PREFIX
+
+
+# --- the checker can fail: a template wired as the topology says passes, every mutation of it is caught
+
+
+def pascal(name: str) -> str:
+    return "".join(part.title() for part in name.replace("-", "_").split("_"))
+
+
+def with_topology_functions(template: Template) -> Template:
+    """A copy of the template with every Lambda consumer and scheduled function the topology names."""
+    wired = copy.deepcopy(template)
+    queue_ids = queue_logical_ids(wired)
+    for spec in LAMBDA_CONSUMERS:
+        consumer = spec.consumer
+        wired["Resources"][f"{pascal(consumer.name)}Function"] = function_resource(
+            consumer.name,
+            consumer.timeout_sec,
+            {
+                "Queue": {
+                    "Type": "SQS",
+                    "Properties": {
+                        "Queue": {"Fn::GetAtt": [queue_ids[spec.physical_name(QUEUE_PREFIX)], "Arn"]},
+                        "BatchSize": consumer.batch_size,
+                        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                        "ScalingConfig": {"MaximumConcurrency": consumer.concurrency},
+                    },
+                }
+            },
+        )
+    for schedule in topology.SCHEDULES:
+        wired["Resources"][f"{pascal(schedule.name)}Function"] = function_resource(
+            schedule.name, 60, {"Tick": {"Type": "Schedule", "Properties": {"Schedule": schedule.expression}}}
+        )
+    return wired
+
+
+def function_resource(folder: str, timeout_sec: int, events: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {
+            "CodeUri": f"functions/{folder}/",
+            "Handler": "app.handler",
+            "Timeout": timeout_sec,
+            "Events": events,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def wired_template(template: Template) -> Template:
+    return with_topology_functions(template)
+
+
+def test_checker_accepts_consumers_and_schedules_wired_as_the_topology_says(wired_template):
+    assert topology_violations(wired_template, EVERY_TOPOLOGY_FUNCTION) == []
+
+
+def test_the_wiring_the_checker_accepts_is_valid_sam(wired_template):
+    assert [str(match) for match in lint(json.dumps(wired_template), regions=["us-east-1"])] == []
+
+
+def event_properties(template: Template, function_id: str, event_id: str = "Queue") -> dict[str, Any]:
+    return template["Resources"][function_id]["Properties"]["Events"][event_id]["Properties"]
+
+
+def function_properties(template: Template, function_id: str) -> dict[str, Any]:
+    return template["Resources"][function_id]["Properties"]
+
+
+def queue_properties(template: Template, queue: str, dlq: bool = False) -> dict[str, Any]:
+    spec = topology.queue(queue)
+    name = spec.physical_dlq_name(QUEUE_PREFIX) if dlq else spec.physical_name(QUEUE_PREFIX)
+    return template["Resources"][queue_logical_ids(template)[name]]["Properties"]
+
+
+def alarm_id(template: Template, queue: str) -> str:
+    dlq_id = queue_logical_ids(template)[topology.queue(queue).physical_dlq_name(QUEUE_PREFIX)]
+    return next(
+        alarm
+        for alarm, properties in resources(template, "AWS::CloudWatch::Alarm").items()
+        if referenced_id(properties["Dimensions"][0]["Value"], "QueueName") == dlq_id
+    )
+
+
+def alarm_properties(template: Template, queue: str) -> dict[str, Any]:
+    return template["Resources"][alarm_id(template, queue)]["Properties"]
+
+
+def arn_of(template: Template, queue: str, dlq: bool = False) -> dict[str, Any]:
+    spec = topology.queue(queue)
+    name = spec.physical_dlq_name(QUEUE_PREFIX) if dlq else spec.physical_name(QUEUE_PREFIX)
+    return {"Fn::GetAtt": [queue_logical_ids(template)[name], "Arn"]}
+
+
+def remove(template: Template, logical_id: str) -> None:
+    del template["Resources"][logical_id]
+
+
+def copy_resource(template: Template, logical_id: str, new_id: str) -> None:
+    template["Resources"][new_id] = copy.deepcopy(template["Resources"][logical_id])
+
+
+def set_in(mapping: dict[str, Any], key: str, value: Any) -> None:
+    mapping[key] = value
+
+
+STRAY_QUEUE = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-stray"}}}
+
+MUTATIONS: dict[str, tuple[Callable[[Template], None], str]] = {
+    "wrong batch size": (
+        lambda t: set_in(event_properties(t, "DmConsumerFunction"), "BatchSize", 7),
+        "BatchSize must be 10",
+    ),
+    "no partial batch response": (
+        lambda t: set_in(event_properties(t, "BroadcastConsumerFunction"), "FunctionResponseTypes", []),
+        "ReportBatchItemFailures",
+    ),
+    "wrong maximum concurrency": (
+        lambda t: set_in(event_properties(t, "GroupConsumerFunction"), "ScalingConfig", {}),
+        "MaximumConcurrency must be 10",
+    ),
+    "consumer timeout differs from the topology": (
+        lambda t: set_in(function_properties(t, "DmConsumerFunction"), "Timeout", 40),
+        "Timeout must be 30",
+    ),
+    "queue read by a function the topology does not name": (
+        lambda t: set_in(function_properties(t, "DmConsumerFunction"), "CodeUri", "functions/other/"),
+        "consumed by dm_consumer, not by functions/other/",
+    ),
+    "Lambda reading a Fargate queue": (
+        lambda t: set_in(event_properties(t, "DmConsumerFunction"), "Queue", arn_of(t, "tg-inspect")),
+        "consumed by the Fargate worker inspect",
+    ),
+    "Lambda reading a DLQ": (
+        lambda t: set_in(event_properties(t, "DmConsumerFunction"), "Queue", arn_of(t, "dm_queue", dlq=True)),
+        "must read a topology queue",
+    ),
+    "wrong schedule rate": (
+        lambda t: set_in(event_properties(t, "DispatchSetupFunction", "Tick"), "Schedule", "rate(1 minute)"),
+        "schedule must be rate(5 minutes)",
+    ),
+    "schedule on a function topology does not schedule": (
+        lambda t: set_in(function_properties(t, "PollOrdersFunction"), "CodeUri", "functions/http_api/"),
+        "topology.SCHEDULES does not list it",
+    ),
+    "consumer folder present but not wired": (
+        lambda t: remove(t, "DmConsumerFunction"),
+        "functions/dm_consumer/ exists but no function of that CodeUri consumes dm_queue",
+    ),
+    "scheduled folder present but not wired": (
+        lambda t: remove(t, "GroupTickFunction"),
+        "functions/group_tick/ exists but no function of that CodeUri has its schedule event",
+    ),
+    "missing alarm": (
+        lambda t: remove(t, alarm_id(t, "tg-inspect")),
+        "tg-inspect-dlq: expected exactly one depth alarm, found 0",
+    ),
+    "second alarm": (
+        lambda t: copy_resource(t, alarm_id(t, "dm_queue"), "ExtraAlarm"),
+        "dm_queue-dlq: expected exactly one depth alarm, found 2",
+    ),
+    "wrong alarm threshold": (
+        lambda t: set_in(alarm_properties(t, "tgms_queue"), "Threshold", 100),
+        "Threshold must be 10",
+    ),
+    "alarm notifying nobody": (
+        lambda t: set_in(alarm_properties(t, "tg-setup-fast"), "AlarmActions", []),
+        "must notify an SNS topic",
+    ),
+    "queue not in the topology": (
+        lambda t: set_in(t["Resources"], "StrayQueue", STRAY_QUEUE),
+        "queue ${AWS::StackName}-stray (StrayQueue) is not in topology",
+    ),
+    "missing DLQ": (
+        lambda t: remove(t, queue_logical_ids(t)[topology.SETUP_MEDIA.physical_dlq_name(QUEUE_PREFIX)]),
+        "queue ${AWS::StackName}-tg-setup-media-dlq of the topology is missing",
+    ),
+    "redrive into another queue's DLQ": (
+        lambda t: set_in(
+            queue_properties(t, "tg-inspect")["RedrivePolicy"],
+            "deadLetterTargetArn",
+            arn_of(t, "tg-setup-fast", dlq=True),
+        ),
+        "tg-inspect: RedrivePolicy must target its own DLQ",
+    ),
+    "wrong maxReceiveCount": (
+        lambda t: set_in(queue_properties(t, "group_message_queue")["RedrivePolicy"], "maxReceiveCount", 5),
+        "maxReceiveCount must be 3",
+    ),
+    "wrong visibility timeout": (
+        lambda t: set_in(queue_properties(t, "tgms_queue"), "VisibilityTimeout", 60),
+        "tgms_queue: VisibilityTimeout must be 360",
+    ),
+    "FIFO flag dropped": (
+        lambda t: set_in(queue_properties(t, "dm_queue", dlq=True), "FifoQueue", False),
+        "dm_queue-dlq: FifoQueue must be True",
+    ),
+    "retention changed": (
+        lambda t: set_in(queue_properties(t, "tg-setup-fast"), "MessageRetentionPeriod", 60),
+        "tg-setup-fast: MessageRetentionPeriod must be 345600",
+    ),
+    "DLQ without RedriveAllowPolicy": (
+        lambda t: queue_properties(t, "tg-setup-media", dlq=True).pop("RedriveAllowPolicy"),
+        "tg-setup-media-dlq: RedriveAllowPolicy",
+    ),
+    "DLQ allowing redrive from another queue": (
+        lambda t: set_in(
+            queue_properties(t, "dm_queue", dlq=True),
+            "RedriveAllowPolicy",
+            {"redrivePermission": "byQueue", "sourceQueueArns": [arn_of(t, "tgms_queue")]},
+        ),
+        "dm_queue-dlq: RedriveAllowPolicy",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_checker_reports_each_departure_from_the_topology(wired_template, mutation):
+    mutate, expected = MUTATIONS[mutation]
+    mutated = copy.deepcopy(wired_template)
+    mutate(mutated)
+    violations = topology_violations(mutated, EVERY_TOPOLOGY_FUNCTION)
+    assert any(expected in violation for violation in violations), violations
+
+
+# --- functions, layers, settings
+
+
+def test_http_api_function_takes_every_route_of_the_api(template):
+    functions = resources(template, "AWS::Serverless::Function")
+    (api,) = [function for function in functions.values() if function["CodeUri"] == "functions/http_api/"]
+    assert api["Handler"] == "app.handler"
+    (event,) = api["Events"].values()
+    assert event["Type"] == "HttpApi"
+    assert referenced_id(event["Properties"]["ApiId"]) in resources(template, "AWS::Serverless::HttpApi")
+    # Without Path and Method SAM declares the $default route: FastAPI sees every request.
+    assert "Path" not in event["Properties"] and "Method" not in event["Properties"]
+
+
+def test_every_function_gets_the_dependency_layer_and_the_tgops_layer(template):
+    layers = resources(template, "AWS::Serverless::LayerVersion")
+    content = {logical_id: properties["ContentUri"] for logical_id, properties in layers.items()}
+    assert sorted(content.values()) == ["layers/deps/", "shared/"]
+    assert {referenced_id(layer) for layer in function_globals(template)["Layers"]} == set(layers)
+    runtime = function_globals(template)["Runtime"]
+    for logical_id in layers:
+        assert template["Resources"][logical_id]["Metadata"]["BuildMethod"] == runtime
+    for logical_id, properties in resources(template, "AWS::Serverless::Function").items():
+        assert "Layers" not in properties, f"{logical_id} must keep the global layers"
+
+
+def test_globals_name_the_service_and_a_valid_tgops_env_per_stage(template):
+    variables = function_globals(template)["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "tgops"
+    assert variables["TGOPS_ENV"] == {"Fn::FindInMap": ["Stage", {"Ref": "Env"}, "TgopsEnv"]}
+    stages = template["Mappings"]["Stage"]
+    assert set(stages) == set(template["Parameters"]["Env"]["AllowedValues"])
+    allowed_envs = get_args(Settings.model_fields["env"].annotation)
+    assert all(stage["TgopsEnv"] in allowed_envs for stage in stages.values())
+    assert "production" in {stage["TgopsEnv"] for stage in stages.values()}
+
+
+def test_every_secret_setting_comes_from_secrets_manager(template):
+    variables = function_globals(template)["Environment"]["Variables"]
+    for field in SECRETS_MANAGER_SETTINGS:
+        value = literal_text(variables.get(env_name(field))) or ""
+        assert value == f"{{{{resolve:secretsmanager:${{SecretsName}}:SecretString:{field}}}}}", field
+
+
+def test_outputs_give_the_api_url_and_every_queue_url(template):
+    outputs = template["Outputs"]
+    assert "${HttpApi}.execute-api" in literal_text(outputs["ApiUrl"]["Value"])
+    output_refs = {referenced_id(output["Value"]) for output in outputs.values()}
+    assert set(queue_logical_ids(template).values()) <= output_refs
+
+
+def layer_requirements() -> dict[str, Requirement]:
+    lines = [line.strip() for line in LAYER_REQUIREMENTS.read_text().splitlines()]
+    requirements = [Requirement(line) for line in lines if line and not line.startswith("#")]
+    return {canonicalize_name(requirement.name): requirement for requirement in requirements}
+
+
+def test_layer_pins_every_runtime_dependency_within_pyproject_bounds():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [Requirement(line) for line in project["dependencies"]]
+    pinned = layer_requirements()
+    needed = {canonicalize_name(requirement.name) for requirement in declared} - RUNTIME_PROVIDED
+    assert set(pinned) == needed
+    for requirement in declared:
+        if canonicalize_name(requirement.name) in RUNTIME_PROVIDED:
+            continue
+        layer = pinned[canonicalize_name(requirement.name)]
+        (pin,) = layer.specifier
+        assert pin.operator == "==", f"{layer} must pin one version"
+        assert requirement.specifier.contains(pin.version), f"{layer} is outside pyproject's {requirement}"
+        assert requirement.extras <= layer.extras, f"{layer} lacks the extras of {requirement}"
+
+
+def test_layer_leaves_out_worker_only_packages():
+    assert not WORKER_ONLY & set(layer_requirements())
+
+
+def test_samconfig_deploys_each_stage_as_its_own_stack_with_its_own_secret(template):
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    stages = template["Parameters"]["Env"]["AllowedValues"]
+    stacks = set()
+    for stage in stages:
+        deploy = config[stage]["deploy"]["parameters"]
+        overrides = dict(item.split("=", 1) for item in deploy["parameter_overrides"].split())
+        assert overrides["Env"] == stage
+        assert overrides["SecretsName"].endswith(stage)
+        stacks.add(config[stage]["global"]["parameters"]["stack_name"])
+    assert len(stacks) == len(stages)
