@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER = "change-me"
@@ -26,6 +26,19 @@ ENV_PREFIX = "TGOPS_"
 
 class SettingsError(Exception):
     """A setting is missing or wrong; the message names it as an environment variable."""
+
+
+class ServiceRule(BaseModel):
+    """What an order link must be for one panel service (`TGOPS_ORDER_SERVICE_RULES`, JSON by service id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    link_kinds: list[Literal["public", "post", "private_post", "invite", "bot"]] | None = None  # None: any
+    chat_types: list[Literal["channel", "supergroup", "group", "user", "bot"]] | None = None
+    visibility: Literal["any", "public", "private"] = "any"
+    allow_paid: bool = False
+    allow_join_request: bool = True
+    bot: Literal["any", "required", "forbidden"] = "any"
 
 
 class Settings(BaseSettings):
@@ -95,10 +108,40 @@ class Settings(BaseSettings):
     validate_dispatch_dedupe_sec: int = Field(90, gt=0)
     validate_group_lock_sec: int = Field(90, gt=0)
 
+    # Orders: SMM panel polling and link validation (issue 3 part B). Service rules are keyed by the
+    # panel's remote service id; a service without one is only checked for a link that exists.
+    panel_base_url: str | None = None
+    panel_api_key: SecretStr | None = None
+    panel_poll_statuses: list[
+        Literal["validating", "depends_ok", "depends_failed", "awaiting", "in_progress", "pending",
+                "completed", "partial", "canceled"]
+    ] = ["validating", "awaiting", "in_progress", "pending"]
+    panel_service_ids: list[int] = []  # empty: one request per status for every service
+    panel_page_limit: int = Field(1000, ge=1)
+    panel_timeout_sec: float = Field(10, gt=0)
+    poll_lock_sec: int = Field(60, gt=0)  # outlives the poll_orders Lambda (50 s) that may die holding it
+    validation_claim_batch: int = Field(100, ge=1)  # orders of one group claimed per job
+    validation_claim_stale_sec: int = Field(1800, gt=0)  # a claim older than this no longer blocks dispatch
+    order_service_rules: dict[int, ServiceRule] = {}
+
     # Provider pull (seed 002)
     task_lease_sec: int = Field(60, gt=0)
     reserve_lock_sec: int = Field(120, gt=0)
     link_state_ttl_days: int = Field(90, gt=0)
+
+    # Provider pull: actions and their limits (issue 5). An order's action is its `action` column,
+    # else the one mapped from its remote service id, else the default. Cap 0 means no daily cap.
+    provider_default_action: str = "subscribe"
+    provider_service_actions: dict[int, str] = {}
+    provider_action_cooldown_sec: dict[str, int] = {"subscribe": 60, "unsubscribe": 60, "view": 5, "react": 30}
+    provider_default_cooldown_sec: int = Field(60, ge=0)
+    provider_action_daily_cap: dict[str, int] = {"subscribe": 50, "unsubscribe": 50, "view": 500, "react": 200}
+    provider_default_daily_cap: int = Field(0, ge=0)
+    provider_one_shot_actions: list[str] = ["view", "react", "vote"]
+    provider_max_batch: int = Field(1000, ge=1)  # pull limit, accounts per sync, reports per batch
+    provider_commit_marker_ttl_sec: int = Field(7 * 86400, gt=0)
+    provider_reserve_candidates: int = Field(50, ge=1)  # accounts offered to one RESERVE call
+    provider_generate_limit: int = Field(1000, ge=1)  # orders one scheduled generation run handles
 
     # Account setup (seed 003)
     setup_backoff_sec: list[int] = [60, 300, 900, 3600]
@@ -116,6 +159,10 @@ class Settings(BaseSettings):
 
     # Ingress
     webhook_dedupe_ttl_sec: int = Field(300, gt=0)
+
+    # Public API keys (issue 4 part B): hits allowed per key per window, unless the key sets its own
+    api_key_rate_limit: int = Field(60, ge=1)
+    api_key_rate_window_sec: int = Field(60, ge=1)
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,142 @@
+"""Provider API (seed 002): accounts sync, task pulls and reports, behind `X-Provider-Token`."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+
+from tgops.api.deps import RuntimeDep
+from tgops.cache.errors import RedisUnavailable
+from tgops.config import PLACEHOLDER
+from tgops.db.errors import DatabaseUnavailable
+from tgops.provider.accounts import sync_accounts
+from tgops.provider.leasing import pull_tasks
+from tgops.provider.reports import ReportOutcome, TaskReport, apply_reports
+
+DEFAULT_PULL_LIMIT = 100
+
+
+def require_provider_token(
+    runtime: RuntimeDep, x_provider_token: Annotated[str | None, Header()] = None
+) -> None:
+    expected = runtime.settings.provider_token.get_secret_value()
+    configured = expected not in ("", PLACEHOLDER)
+    if not (x_provider_token and configured and hmac.compare_digest(x_provider_token.encode(), expected.encode())):
+        raise HTTPException(401, "missing or wrong X-Provider-Token")
+
+
+router = APIRouter(
+    prefix="/api/provider/telegram", tags=["provider"], dependencies=[Depends(require_provider_token)]
+)
+
+
+class AccountsSyncRequest(BaseModel):
+    accounts: list[Any]
+
+
+class PullRequest(BaseModel):
+    limit: int = DEFAULT_PULL_LIMIT
+
+
+def refuse(status: int, reason: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "error": reason}, status_code=status)
+
+
+class Unavailable(Exception):
+    pass
+
+
+@asynccontextmanager
+async def dependencies_available() -> AsyncIterator[None]:
+    """A store that cannot be reached is the caller's cue to retry: 503, nothing applied."""
+    try:
+        yield
+    except RedisUnavailable:
+        raise Unavailable("Redis is unavailable; nothing was applied, retry later") from None
+    except DatabaseUnavailable:
+        raise Unavailable("the database is unavailable; nothing was applied, retry later") from None
+
+
+@router.post("/accounts/sync")
+async def accounts_sync(request: AccountsSyncRequest, runtime: RuntimeDep) -> Any:
+    """Upsert accounts by `provider_account_id`; a bad item is listed in `errors`, the others are synced."""
+    maximum = runtime.settings.provider_max_batch
+    if len(request.accounts) > maximum:
+        return refuse(400, f"at most {maximum} accounts per call, got {len(request.accounts)}")
+    try:
+        async with dependencies_available():
+            result = await sync_accounts(await runtime.database(), request.accounts)
+    except Unavailable as error:
+        return refuse(503, str(error))
+    return {"ok": True, "synced": result.synced, "errors": result.errors}
+
+
+@router.post("/tasks/pull")
+async def tasks_pull(runtime: RuntimeDep, request: PullRequest | None = None) -> Any:
+    """Lease up to `limit` tasks (1..provider_max_batch) for `task_lease_sec` seconds."""
+    limit = (request or PullRequest()).limit
+    maximum = runtime.settings.provider_max_batch
+    if not 1 <= limit <= maximum:
+        return refuse(400, f"limit must be between 1 and {maximum}, got {limit}")
+    try:
+        async with dependencies_available():
+            tasks = await pull_tasks(await runtime.database(), runtime.settings, limit)
+    except Unavailable as error:
+        return refuse(503, str(error))
+    return {"ok": True, "tasks": tasks, "count": len(tasks)}
+
+
+@router.post("/tasks/report")
+async def tasks_report(runtime: RuntimeDep, body: Annotated[dict[str, Any], Body()]) -> Any:
+    """One report (answered `{"ok": true}`), or `{"reports": [...]}` answered per item."""
+    if "reports" in body:
+        return await _report_batch(runtime, body["reports"])
+    try:
+        report = TaskReport.model_validate(body)
+    except ValidationError as error:
+        return refuse(422, _reason(error))
+    try:
+        [outcome] = await _apply(runtime, [report])
+    except Unavailable as error:
+        return refuse(503, str(error))
+    return {"ok": True} if outcome.ok else refuse(outcome.status, outcome.error or "refused")
+
+
+async def _report_batch(runtime: RuntimeDep, items: Any) -> Any:
+    maximum = runtime.settings.provider_max_batch
+    if not isinstance(items, list):
+        return refuse(422, "reports must be a list")
+    if len(items) > maximum:
+        return refuse(400, f"at most {maximum} reports per call, got {len(items)}")
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    valid: list[tuple[int, TaskReport]] = []
+    for position, item in enumerate(items):
+        try:
+            valid.append((position, TaskReport.model_validate(item)))
+        except ValidationError as error:
+            task_id = item.get("task_id") if isinstance(item, dict) else None
+            results[position] = {"task_id": task_id, "ok": False, "error": _reason(error)}
+    try:
+        outcomes = await _apply(runtime, [report for _, report in valid]) if valid else []
+    except Unavailable as error:
+        return refuse(503, str(error))
+    for (position, _), outcome in zip(valid, outcomes):
+        results[position] = outcome.as_json()
+    return {"ok": True, "results": results, "count": len(results)}
+
+
+async def _apply(runtime: RuntimeDep, reports: list[TaskReport]) -> list[ReportOutcome]:
+    async with dependencies_available():
+        return await apply_reports(await runtime.database(), runtime.redis(), runtime.settings, reports)
+
+
+def _reason(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}" for problem in error.errors()
+    )

@@ -1,0 +1,125 @@
+-- Provider pull (seed 002): accounts sync, task generation, leasing, reports, counts.
+
+-- name: upsert_telegram_accounts
+INSERT INTO telegram_accounts (provider_account_id, phone, is_active, meta)
+SELECT item.provider_account_id, item.phone, item.is_active, item.meta
+FROM jsonb_to_recordset(%(accounts)s::jsonb)
+    AS item (provider_account_id text, phone text, is_active boolean, meta jsonb)
+ON CONFLICT (provider_account_id) DO UPDATE
+SET phone = EXCLUDED.phone, is_active = EXCLUDED.is_active, meta = EXCLUDED.meta, updated_at = now();
+
+-- name: lock_due_orders
+-- SKIP LOCKED: a second generator running at once takes other orders, never the same one.
+SELECT o.id, o.remote_service_id, o.link, o.remains, o.action, o.per_call, o.post_id,
+       coalesce((SELECT sum(t.per_call) FROM telegram_tasks t
+                 WHERE t.order_id = o.id AND t.status IN ('queued', 'leased', 'pending')), 0)::int AS open_quantity
+FROM provider_orders o
+WHERE o.next_run_at <= now() AND o.remains > 0 AND o.status IN ('awaiting', 'in_progress', 'pending')
+ORDER BY o.next_run_at
+LIMIT %(limit)s
+FOR UPDATE OF o SKIP LOCKED;
+
+-- name: highest_account_id
+SELECT coalesce(max(id), 0) AS id FROM telegram_accounts;
+
+-- name: candidate_accounts
+-- Accounts with an open task for this action are left out: one outstanding task per account and
+-- action, even once its reserve lock has expired.
+SELECT a.id, a.provider_account_id
+FROM telegram_accounts a
+WHERE a.is_active AND a.provider_account_id IS NOT NULL AND a.id > %(after_id)s AND a.id <= %(up_to_id)s
+  AND NOT EXISTS (SELECT 1 FROM telegram_tasks t
+                  WHERE t.telegram_account_id = a.id AND t.action = %(action)s
+                    AND t.status IN ('queued', 'leased', 'pending'))
+ORDER BY a.id
+LIMIT %(limit)s;
+
+-- name: insert_telegram_task
+INSERT INTO telegram_tasks (id, order_id, action, link_hash, telegram_account_id, provider_account_id, per_call, payload)
+VALUES (%(id)s, %(order_id)s, %(action)s, %(link_hash)s, %(telegram_account_id)s, %(provider_account_id)s,
+        %(per_call)s, %(payload)s);
+
+-- name: advance_order
+UPDATE provider_orders
+SET next_run_at = next_run_at + make_interval(secs => interval_seconds),
+    status = CASE WHEN %(task_created)s AND status = 'awaiting' THEN 'in_progress' ELSE status END,
+    updated_at = now()
+WHERE id = %(order_id)s;
+
+-- name: lease_tasks
+-- available_at is leased_until while leased, so an expired lease is pullable through the same index.
+WITH picked AS (
+    SELECT id, telegram_account_id
+    FROM telegram_tasks
+    WHERE status IN ('queued', 'leased', 'pending') AND available_at <= now()
+    ORDER BY available_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE telegram_tasks AS t
+SET status = 'leased',
+    leased_until = now() + make_interval(secs => %(lease_sec)s),
+    available_at = now() + make_interval(secs => %(lease_sec)s),
+    attempt = t.attempt + 1,
+    lease_version = t.lease_version + 1,
+    updated_at = now()
+FROM picked LEFT JOIN telegram_accounts a ON a.id = picked.telegram_account_id
+WHERE t.id = picked.id
+RETURNING t.id, t.order_id, t.action, t.link_hash, t.provider_account_id, a.phone, t.per_call, t.payload,
+          t.attempt, t.lease_version, t.leased_until;
+
+-- name: lock_tasks_for_report
+-- Ordered, so two batches reporting overlapping tasks lock them in the same order (no deadlock).
+SELECT id, order_id, action, link_hash, telegram_account_id, status, lease_version, reported_lease_version,
+       per_call
+FROM telegram_tasks
+WHERE id = ANY(%(ids)s::char(26)[])
+ORDER BY id
+FOR UPDATE;
+
+-- name: record_task_reports
+-- status: done / failed (final), queued (failed with retry_after), pending (still working: lease extended).
+-- Done tasks then take their per_call off their order's remains; the orders are locked in id order
+-- first, so concurrent report batches touching the same orders cannot deadlock.
+WITH reported AS (
+    UPDATE telegram_tasks AS t
+    SET status = r.status,
+        result = r.result,
+        provider_task_id = coalesce(r.provider_task_id, t.provider_task_id),
+        reported_lease_version = CASE WHEN r.status = 'pending' THEN t.reported_lease_version ELSE t.lease_version END,
+        finished_at = CASE WHEN r.status IN ('done', 'failed') THEN now() END,
+        leased_until = CASE r.status
+            WHEN 'queued' THEN NULL
+            WHEN 'pending' THEN now() + make_interval(secs => %(lease_sec)s)
+            ELSE t.leased_until END,
+        available_at = CASE r.status
+            WHEN 'queued' THEN now() + make_interval(secs => coalesce(r.retry_after, 0))
+            WHEN 'pending' THEN now() + make_interval(secs => %(lease_sec)s)
+            ELSE t.available_at END,
+        updated_at = now()
+    FROM jsonb_to_recordset(%(reports)s::jsonb)
+        AS r (task_id char(26), status text, result jsonb, provider_task_id text, retry_after double precision)
+    WHERE t.id = r.task_id
+    RETURNING t.order_id, t.per_call, t.status
+),
+done AS (
+    SELECT order_id, sum(per_call)::int AS quantity FROM reported WHERE status = 'done' GROUP BY order_id
+),
+locked AS MATERIALIZED (
+    SELECT o.id FROM provider_orders o JOIN done ON done.order_id = o.id ORDER BY o.id FOR UPDATE OF o
+)
+UPDATE provider_orders AS o
+SET remains = greatest(o.remains - done.quantity, 0),
+    status = CASE WHEN o.remains - done.quantity <= 0 AND o.status IN ('awaiting', 'in_progress', 'pending')
+                  THEN 'completed' ELSE o.status END,
+    updated_at = now()
+FROM done JOIN locked ON locked.id = done.order_id
+WHERE o.id = done.order_id;
+
+-- name: task_status_counts
+SELECT status, count(*)::int AS tasks FROM telegram_tasks GROUP BY status;
+
+-- name: expired_lease_count
+SELECT count(*)::int AS tasks
+FROM telegram_tasks
+WHERE status IN ('leased', 'pending') AND available_at <= now();
