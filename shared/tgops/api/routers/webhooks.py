@@ -1,0 +1,139 @@
+"""Telegram webhooks: `POST /api/webhooks/telegram` (main bot) and `/api/webhooks/telegram/{bot_id}`.
+
+Each answers as soon as the update is remembered and queued (never after processing it). A 5xx means
+"not queued, not remembered": Telegram sends the update again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from tgops.api.auth import error_responses, secrets_match
+from tgops.api.deps import QueuesDep, RuntimeDep
+from tgops.db.errors import DatabaseError
+from tgops.ingress.dedupe import DedupeUnavailable, UpdateDedupe
+from tgops.ingress.messages import MAIN_BOT_ID
+from tgops.ingress.webhook import (
+    MAX_BODY_BYTES,
+    MAX_UPDATE_ID,
+    EnqueueFailed,
+    InvalidUpdate,
+    WebhookIngress,
+    bot_secret_matches,
+    parse_update,
+)
+from tgops.runtime import Runtime
+
+if TYPE_CHECKING:
+    from tgops.messaging.sqs import QueueSender
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SecretHeader = Annotated[
+    str | None, Header(alias=SECRET_HEADER, description="the secret_token given to setWebhook")
+]
+
+
+class TelegramUpdate(BaseModel):
+    """A Telegram Update: `update_id` plus one optional field (`message`, `callback_query`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    update_id: int = Field(ge=0, le=MAX_UPDATE_ID)
+
+
+class WebhookAck(BaseModel):
+    ok: Literal[True] = True
+    status: Literal["queued", "duplicate", "ignored"] = Field(
+        description="queued: new, sent to its queue; duplicate: already queued once; ignored: no consumer "
+        "handles this update type (counted)"
+    )
+
+
+WEBHOOK_ROUTE = {
+    "response_model": WebhookAck,
+    "responses": error_responses(400, 401, 413, 503),
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": TelegramUpdate.model_json_schema()}},
+        }
+    },
+}
+
+
+@router.post("/telegram", **WEBHOOK_ROUTE)
+async def main_bot_webhook(
+    request: Request, runtime: RuntimeDep, queues: QueuesDep, secret: SecretHeader = None
+) -> WebhookAck:
+    """Updates of the main bot, whose secret is TGOPS_TELEGRAM_WEBHOOK_SECRET."""
+    reject_declared_oversize(request)
+    if not secrets_match(secret, runtime.settings.telegram_webhook_secret.get_secret_value()):
+        raise _wrong_secret()
+    return await _accept(request, runtime, queues, MAIN_BOT_ID)
+
+
+@router.post("/telegram/{bot_id}", **WEBHOOK_ROUTE)
+async def bot_webhook(
+    request: Request,
+    runtime: RuntimeDep,
+    queues: QueuesDep,
+    bot_id: Annotated[int, Path(ge=1, le=MAX_UPDATE_ID, description="the bot's id in the bots table")],
+    secret: SecretHeader = None,
+) -> WebhookAck:
+    """Updates of a bot of the `bots` table, each with its own secret (stored hashed)."""
+    reject_declared_oversize(request)
+    try:
+        matches = await bot_secret_matches(await runtime.database(), bot_id, secret)
+    except DatabaseError:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot verify the bot's secret now") from None
+    if not matches:
+        raise _wrong_secret()
+    return await _accept(request, runtime, queues, bot_id)
+
+
+async def _accept(request: Request, runtime: Runtime, queues: QueueSender, bot_id: int) -> WebhookAck:
+    try:
+        update = parse_update(await read_limited_body(request))
+    except InvalidUpdate as error:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
+    dedupe = UpdateDedupe(runtime.redis(), runtime.database, runtime.settings.webhook_dedupe_ttl_sec)
+    ingress = WebhookIngress(dedupe, queues, runtime.redis())
+    try:
+        outcome = await ingress.accept(bot_id, update)
+    except DedupeUnavailable as error:
+        log.error("update %s of bot %s refused: %s", update["update_id"], bot_id, error)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot record updates now; retry") from None
+    except EnqueueFailed as error:
+        log.error("update %s of bot %s refused: %s", update["update_id"], bot_id, error)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot queue updates now; retry") from None
+    return WebhookAck(status=outcome.value)
+
+
+def reject_declared_oversize(request: Request) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+
+
+async def read_limited_body(request: Request) -> bytes:
+    """The body, refused past MAX_BODY_BYTES even when sent chunked without a Content-Length."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+
+
+def _wrong_secret() -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or wrong {SECRET_HEADER}")
