@@ -13,7 +13,7 @@ from moto import mock_aws
 
 from tests.conftest import load_event
 from tgops.api.app import create_app
-from tgops.ingress.failures import record_final_failure
+from tgops.messaging.failures import record_final_failure
 from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.messaging.envelopes import encode
 from tgops.messaging.lambda_batch import process_sqs_messages

@@ -7,7 +7,7 @@ the skipped records of a failed group are made visible again at once (they still
 behind the failed one, FIFO order holds). A handler raising `RetryLater` has its record come back
 after `delay_sec`. When a record fails at its last receive (SQS moves it to the DLQ next),
 `on_final_failure(record, reason)` runs (by default it logs) and the reason is kept for the DLQ view
-(tgops.ingress.failures).
+(tgops.messaging.failures).
 
 Handlers are async like the Fargate ones: `process_sqs_messages` runs them on one event loop kept
 for the life of the Lambda container, so pooled connections survive from one invocation to the next.
@@ -24,7 +24,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from tgops.ingress.failures import record_final_failure
+from tgops.messaging.failures import record_final_failure
 from tgops.messaging.errors import QueueUnavailable, RetryLater
 from tgops.messaging.sqs import Received, SqsQueues
 from tgops.messaging.topology import MAX_RECEIVE_COUNT, QueueSpec

@@ -19,7 +19,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tgops.ingress.failures import record_final_failure
+from tgops.messaging.failures import record_final_failure
 from tgops.messaging.errors import QueueUnavailable, RetryLater
 from tgops.messaging.sqs import MAX_RECEIVE_BATCH, Received, SqsQueues
 from tgops.messaging.topology import MAX_RECEIVE_COUNT, QueueSpec

@@ -1,7 +1,7 @@
 import psycopg
 
 from tgops.config import get_settings
-from tgops.ingress.failures import MAX_REASON_CHARS, record_final_failure
+from tgops.messaging.failures import MAX_REASON_CHARS, record_final_failure
 from tgops.local.services import free_port
 
 
