@@ -66,6 +66,7 @@ def dev() -> None:
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every SQS call
     with one_line_errors():
         run_dev()
 
