@@ -85,3 +85,8 @@ def unhandled_updates(update_type: str) -> str:
 def proxy_cooldown(proxy_key: str) -> str:
     """A proxy resting after a connection failure (seed 001); not in ARCHITECTURE.md's table."""
     return f"tg:proxy:cooldown:{proxy_key}"
+
+
+def idempotency(scope: str, subject: int | str, key: str) -> str:
+    """A client's Idempotency-Key, e.g. idempotency("send_messages", api_key_id, key); 24 h."""
+    return f"tg:idempotency:{scope}:{subject}:{key}"

@@ -1,0 +1,249 @@
+"""The public API for operators (API key in `X-API-Key`): broadcasts and managed groups.
+
+`DELETE /api/groups/{id}` deactivates the group rather than dropping its row: sent messages and join
+requests refer to its chat, and `PATCH` with `"is_active": true` brings it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
+
+from tgops.api.api_keys import API_KEY_RESPONSES, ApiKeyDep
+from tgops.api.auth import ErrorResponse
+from tgops.api.deps import QueuesDep, RuntimeDep
+from tgops.broadcast.jobs import (
+    HTTP_URL,
+    MAX_CHAT_ID,
+    QUEUE,
+    VISIBLE_TEXT,
+    BroadcastJob,
+    Buttons,
+    ChatIds,
+    Content,
+    StrictModel,
+    json_integer,
+)
+from tgops.broadcast.submit import IdempotencyConflict, IdempotencyUnavailable, submit
+from tgops.db.errors import DatabaseUnavailable
+from tgops.groups import repository
+from tgops.groups.repository import GroupExists, ManagedGroup
+from tgops.messaging.errors import QueueUnavailable
+
+MAX_DB_ID = 2**63 - 1
+BAD_BODY = {400: {"model": ErrorResponse, "description": "the body is not JSON"}}
+RETRY_AFTER_SEC = 5
+
+
+async def database_unavailable_as_503() -> AsyncIterator[None]:
+    """The API key check and the groups need Postgres: when it is away, say so and when to retry."""
+    try:
+        yield
+    except DatabaseUnavailable:
+        raise _unavailable("the database is unavailable", "nothing was changed") from None
+
+
+router = APIRouter(
+    prefix="/api",
+    responses={
+        **API_KEY_RESPONSES,
+        503: {"model": ErrorResponse, "description": "a dependency is unavailable; nothing was done"},
+    },
+    dependencies=[Depends(database_unavailable_as_503)],
+)
+
+
+# --- broadcasts ---------------------------------------------------------------------------------
+
+
+class SendMessagesRequest(StrictModel):
+    content: Content
+    buttons: Buttons = []
+    chat_ids: ChatIds = Field(None, description="omit to send to every active managed group")
+
+
+class SendMessagesAccepted(BaseModel):
+    job_id: str
+    replayed: bool = Field(description="true: an earlier request with this Idempotency-Key queued the job")
+    queue: str
+    target: Literal["all_active_groups", "chat_ids"]
+    chat_count: int | None = Field(description="how many chats were listed; null for every active group")
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9_.:\-]{1,128}$",
+        description="retrying with the same key and body queues nothing new and answers the first job id",
+    ),
+]
+
+
+@router.post(
+    "/send_messages",
+    tags=["broadcasts"],
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **BAD_BODY,
+        409: {"model": ErrorResponse, "description": "the Idempotency-Key belongs to another request"},
+    },
+)
+async def send_messages(
+    request: SendMessagesRequest,
+    api_key: ApiKeyDep,
+    runtime: RuntimeDep,
+    queues: QueuesDep,
+    idempotency_key: IdempotencyKey = None,
+) -> SendMessagesAccepted:
+    """Queue one broadcast job; the broadcaster sends it under Telegram's rate limits."""
+    job = BroadcastJob(
+        content=request.content, buttons=request.buttons, chat_ids=request.chat_ids, api_key_id=api_key.id
+    )
+    try:
+        submitted = await submit(job, queues, runtime.redis() if idempotency_key else None, idempotency_key)
+    except IdempotencyConflict as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    except QueueUnavailable:
+        raise _unavailable("the broadcast queue is unavailable") from None
+    except IdempotencyUnavailable:
+        raise _unavailable("the Idempotency-Key cannot be recorded now") from None
+    return SendMessagesAccepted(
+        job_id=submitted.job_id,
+        replayed=submitted.replayed,
+        queue=QUEUE,
+        target="chat_ids" if job.chat_ids is not None else "all_active_groups",
+        chat_count=len(job.chat_ids) if job.chat_ids is not None else None,
+    )
+
+
+def _unavailable(reason: str, consequence: str = "nothing was queued") -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"{reason}; {consequence}, retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SEC)},
+    )
+
+
+# --- managed groups -----------------------------------------------------------------------------
+
+GroupChatId = Annotated[
+    int,
+    Field(ge=-MAX_CHAT_ID, le=-1, description="the group's Telegram chat id"),
+    BeforeValidator(json_integer),
+]
+DisplayText = Annotated[str, Field(min_length=1, max_length=255, pattern=VISIBLE_TEXT)]
+Username = Annotated[
+    str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{3,31}$", description="public @username, no @")
+]
+ChatType = Literal["group", "supergroup", "channel"]
+InviteLink = Annotated[str, Field(max_length=512, pattern=HTTP_URL)]
+GroupId = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
+
+
+def _without_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def _optional() -> object:
+    """A PATCH field that may be left out but not set to null (its column is NOT NULL)."""
+    return Field(None, json_schema_extra=_without_default)
+
+
+class GroupCreate(StrictModel):
+    chat_id: GroupChatId
+    title: DisplayText | None = None
+    username: Username | None = None
+    chat_type: ChatType = "supergroup"
+    display_name: DisplayText | None = None
+    invite_link: InviteLink | None = None
+    is_active: StrictBool = True
+    final_message_allowed: StrictBool = Field(True, description="the broadcaster may post to this group")
+
+
+class GroupUpdate(StrictModel):
+    """The fields to change; a field left out keeps its value. Setting is_active clears the failure streak."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    title: DisplayText | None = None
+    username: Username | None = None
+    chat_type: ChatType = _optional()
+    display_name: DisplayText | None = None
+    invite_link: InviteLink | None = None
+    is_active: StrictBool = _optional()
+    final_message_allowed: StrictBool = _optional()
+
+    @model_validator(mode="after")
+    def _names_a_field(self) -> GroupUpdate:
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        return self
+
+
+class GroupList(BaseModel):
+    items: list[ManagedGroup]
+    total: int = Field(description="groups matching the filter, on every page")
+    next_cursor: int | None = Field(description="pass as `after_id` for the next page; null on the last page")
+
+
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "no managed group with that id"}}
+
+
+def _found(group: ManagedGroup | None, group_id: int) -> ManagedGroup:
+    if group is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no managed group with id {group_id}")
+    return group
+
+
+@router.get("/groups", tags=["groups"])
+async def list_groups(
+    runtime: RuntimeDep,
+    _: ApiKeyDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after_id: Annotated[int, Query(ge=0, le=MAX_DB_ID, description="the previous page's next_cursor")] = 0,
+    is_active: Annotated[bool | None, Query(description="only active, or only inactive, groups")] = None,
+) -> GroupList:
+    """Managed groups by id, one page at a time."""
+    page = await repository.list_groups(
+        await runtime.database(), after_id=after_id, limit=limit, is_active=is_active
+    )
+    return GroupList(items=page.items, total=page.total, next_cursor=page.next_cursor)
+
+
+@router.post(
+    "/groups",
+    tags=["groups"],
+    status_code=status.HTTP_201_CREATED,
+    responses={**BAD_BODY, 409: {"model": ErrorResponse, "description": "a group with that chat_id exists"}},
+)
+async def create_group(request: GroupCreate, runtime: RuntimeDep, _: ApiKeyDep) -> ManagedGroup:
+    """Register a group for broadcasts."""
+    fields = request.model_dump(exclude={"chat_id"})
+    try:
+        return await repository.create_group(await runtime.database(), request.chat_id, fields)
+    except GroupExists as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+
+
+@router.get("/groups/{group_id}", tags=["groups"], responses=NOT_FOUND)
+async def get_group(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep) -> ManagedGroup:
+    return _found(await repository.get_group(await runtime.database(), group_id), group_id)
+
+
+@router.patch("/groups/{group_id}", tags=["groups"], responses={**BAD_BODY, **NOT_FOUND})
+async def update_group(
+    group_id: GroupId, request: GroupUpdate, runtime: RuntimeDep, _: ApiKeyDep
+) -> ManagedGroup:
+    """Change the active flag, the final-message flag or the display fields."""
+    changes = request.model_dump(exclude_unset=True)
+    return _found(await repository.update_group(await runtime.database(), group_id, changes), group_id)
+
+
+@router.delete("/groups/{group_id}", tags=["groups"], responses=NOT_FOUND)
+async def deactivate_group(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep) -> ManagedGroup:
+    """Deactivate the group (the row stays; PATCH `is_active: true` restores it); answers the group."""
+    return _found(await repository.deactivate_group(await runtime.database(), group_id), group_id)

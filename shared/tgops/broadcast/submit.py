@@ -1,0 +1,94 @@
+"""Queueing a broadcast job, at most once per client `Idempotency-Key`.
+
+A client that timed out and retries must not post to every group twice. With a key, the first
+request claims it in Redis (`pending`, short TTL), queues the job, then marks it `queued` for 24 h;
+a retry with the same key and the same request gets the first job's id back and queues nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tgops.broadcast.jobs import QUEUE, BroadcastJob
+from tgops.cache import keys
+from tgops.cache.errors import CacheError
+from tgops.messaging.envelopes import encode
+
+if TYPE_CHECKING:
+    from tgops.cache.client import RedisClient
+    from tgops.messaging.sqs import QueueSender
+
+PENDING_TTL_SEC = 60  # a claim whose holder died before queueing frees itself this soon
+QUEUED_TTL_SEC = 24 * 3600
+SCOPE = "send_messages"
+
+
+class IdempotencyConflict(Exception):
+    """The key was used for another request, or its first request is still being queued."""
+
+
+class IdempotencyUnavailable(Exception):
+    """Redis cannot hold the key now, so the at-most-once promise cannot be kept."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    replayed: bool  # True: an earlier request with this key queued the job
+
+
+def fingerprint(job: BroadcastJob) -> str:
+    """What makes two requests the same broadcast (not the job id or time they were given)."""
+    request = job.model_dump_json(include={"content", "buttons", "chat_ids"})
+    return hashlib.sha256(request.encode()).hexdigest()
+
+
+async def submit(
+    job: BroadcastJob, queues: QueueSender, redis: RedisClient | None, idempotency_key: str | None = None
+) -> Submitted:
+    """Queue `job`; with an idempotency key (and `redis` to hold it), at most once per key."""
+    if idempotency_key is None:
+        await queues.send(QUEUE, encode(job))
+        return Submitted(job.job_id, replayed=False)
+    if redis is None:
+        raise IdempotencyUnavailable("no Redis to hold the key")
+
+    key = keys.idempotency(SCOPE, job.api_key_id or 0, idempotency_key)
+    request = fingerprint(job)
+    try:
+        claimed = await redis.set(key, f"pending:{request}:{job.job_id}", nx=True, ex=PENDING_TTL_SEC)
+        if not claimed:
+            return _earlier(await redis.get(key), request)
+    except CacheError as error:
+        raise IdempotencyUnavailable(str(error)) from error
+
+    try:
+        await queues.send(QUEUE, encode(job))
+    except Exception:
+        await _forget(redis, key)
+        raise
+    try:
+        await redis.set(key, f"queued:{request}:{job.job_id}", ex=QUEUED_TTL_SEC)
+    except CacheError:
+        pass  # queued all the same; the pending claim still refuses a retry until it expires
+    return Submitted(job.job_id, replayed=False)
+
+
+def _earlier(stored: str | None, request: str) -> Submitted:
+    if stored is None:  # the claim expired between our SET and GET
+        raise IdempotencyConflict("the first request with this Idempotency-Key is still being queued; retry")
+    state, stored_request, job_id = stored.split(":", 2)
+    if stored_request != request:
+        raise IdempotencyConflict("this Idempotency-Key was used for a different request")
+    if state != "queued":
+        raise IdempotencyConflict("the first request with this Idempotency-Key is still being queued; retry")
+    return Submitted(job_id, replayed=True)
+
+
+async def _forget(redis: RedisClient, key: str) -> None:
+    try:
+        await redis.delete(key)
+    except CacheError:
+        pass  # the pending claim expires within PENDING_TTL_SEC

@@ -1,0 +1,108 @@
+"""Managed groups in Postgres (`managed_groups`): the rows the broadcaster and the group bot work on.
+
+Groups are never deleted here: sent messages and join requests refer to their chats, and the
+broadcaster itself deactivates a group after repeated failures. "Delete" deactivates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from tgops.db.errors import ConflictError
+
+if TYPE_CHECKING:
+    from tgops.db.database import Database
+
+EDITABLE_FIELDS = (
+    "title",
+    "username",
+    "chat_type",
+    "display_name",
+    "invite_link",
+    "is_active",
+    "final_message_allowed",
+)
+
+
+class ManagedGroup(BaseModel):
+    id: int
+    chat_id: int
+    bot_id: int | None
+    title: str | None
+    username: str | None
+    chat_type: str
+    display_name: str | None
+    invite_link: str | None
+    phase: str
+    is_active: bool
+    final_message_allowed: bool
+    member_count: int | None
+    member_count_at: datetime | None
+    consecutive_failures: int
+    last_failure_at: datetime | None
+    last_failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class GroupPage:
+    items: list[ManagedGroup]
+    total: int
+    next_cursor: int | None  # pass as `after_id` for the next page; None on the last page
+
+
+class GroupExists(Exception):
+    def __init__(self, chat_id: int, existing_id: int | None) -> None:
+        super().__init__(f"a managed group with chat_id {chat_id} already exists (id {existing_id})")
+        self.chat_id = chat_id
+        self.existing_id = existing_id
+
+
+async def list_groups(db: Database, *, after_id: int, limit: int, is_active: bool | None) -> GroupPage:
+    async with db.session() as session:
+        # One extra row tells whether another page follows without a second query.
+        rows = await session.fetch_all(
+            "group_list", {"after_id": after_id, "limit": limit + 1, "is_active": is_active}
+        )
+        total = (await session.fetch_one("group_count", {"is_active": is_active}))["total"]
+    items = [ManagedGroup(**row) for row in rows[:limit]]
+    next_cursor = items[-1].id if len(rows) > limit else None
+    return GroupPage(items, total, next_cursor)
+
+
+async def get_group(db: Database, group_id: int) -> ManagedGroup | None:
+    row = await db.fetch_one("group_get", {"id": group_id})
+    return ManagedGroup(**row) if row else None
+
+
+async def create_group(db: Database, chat_id: int, fields: dict[str, Any]) -> ManagedGroup:
+    """Insert a group; `fields` holds every editable field. Raises GroupExists for a known chat."""
+    try:
+        row = await db.fetch_one("group_insert", {"chat_id": chat_id, **fields})
+    except ConflictError:
+        existing = await db.fetch_one("group_get_by_chat_id", {"chat_id": chat_id})
+        raise GroupExists(chat_id, existing["id"] if existing else None) from None
+    return ManagedGroup(**row)
+
+
+async def update_group(db: Database, group_id: int, changes: dict[str, Any]) -> ManagedGroup | None:
+    """Apply the named changes only (a field absent from `changes` keeps its value)."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"not editable: {', '.join(sorted(unknown))}")
+    params: dict[str, Any] = {"id": group_id}
+    for field in EDITABLE_FIELDS:
+        params[f"set_{field}"] = field in changes
+        params[field] = changes.get(field)
+    row = await db.fetch_one("group_update", params)
+    return ManagedGroup(**row) if row else None
+
+
+async def deactivate_group(db: Database, group_id: int) -> ManagedGroup | None:
+    row = await db.fetch_one("group_deactivate", {"id": group_id})
+    return ManagedGroup(**row) if row else None
