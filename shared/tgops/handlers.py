@@ -11,8 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib import import_module
 
-QUEUE_HANDLERS: dict[str, str] = {}
-SCHEDULE_HANDLERS: dict[str, str] = {}
+QUEUE_HANDLERS: dict[str, str] = {
+    "tg-inspect": "tgops.orders.validation:handle",
+}
+SCHEDULE_HANDLERS: dict[str, str] = {
+    "poll_orders": "tgops.orders.polling:run",
+    "generate_tasks": "tgops.provider.generation:run",
+}
 
 
 def resolve(path: str) -> Callable:

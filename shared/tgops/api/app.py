@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 import tgops
+from tgops.api.auth import ErrorResponse
 from tgops.api.method_not_allowed import method_not_allowed
 from tgops.api.routers import admin_dlq, health, public, webhooks
 from tgops.api.routers import provider as provider_router
-from tgops.config import get_settings
+from tgops.config import SettingsError, get_settings
 from tgops.runtime import Runtime
+
+# FastAPI answers 400 itself when a body is not valid JSON; every operation documents it.
+MALFORMED_BODY = {400: {"model": ErrorResponse, "description": "the request body is not valid JSON"}}
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -17,12 +22,19 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         title="tgops",
         version=tgops.__version__,
         description="Telegram webhooks, the public API, the provider API and the admin API.",
+        responses=MALFORMED_BODY,
     )
     app.state.runtime = runtime or Runtime(get_settings())
+    app.add_exception_handler(405, method_not_allowed)
+    app.add_exception_handler(SettingsError, dependency_not_configured)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(admin_dlq.router)
     app.include_router(public.router)
-    app.add_exception_handler(405, method_not_allowed)
     app.include_router(provider_router.router)
     return app
+
+
+async def dependency_not_configured(request: Request, error: SettingsError) -> JSONResponse:
+    """A dependency this deployment has no URL for: the service is unavailable, not broken."""
+    return JSONResponse({"detail": f"not configured: {error}"}, status_code=503)

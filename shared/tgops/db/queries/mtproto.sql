@@ -1,0 +1,59 @@
+-- name: mtproto_available_accounts
+-- Accounts the pool may try: active, not disabled, not cooling down, of the wanted role.
+SELECT id, proxy_type, proxy_host, proxy_port, proxy_username
+FROM mtproto_accounts
+WHERE is_active AND disabled_at IS NULL AND session_encrypted IS NOT NULL
+  AND is_probe = %(is_probe)s
+  AND (cooldown_until IS NULL OR cooldown_until <= now())
+ORDER BY last_used_at NULLS FIRST, id
+LIMIT %(limit)s;
+
+-- name: mtproto_claim_account
+-- Run while holding the account's lock: a cooldown written by a previous holder is seen here.
+UPDATE mtproto_accounts
+SET last_used_at = now()
+WHERE id = %(id)s AND is_active AND disabled_at IS NULL AND session_encrypted IS NOT NULL
+  AND (cooldown_until IS NULL OR cooldown_until <= now())
+RETURNING id, session_encrypted, proxy_password_encrypted;
+
+-- name: mtproto_set_cooldown
+UPDATE mtproto_accounts
+SET cooldown_until = GREATEST(COALESCE(cooldown_until, now()), now() + make_interval(secs => %(seconds)s)),
+    failure_count = failure_count + 1,
+    last_error_code = %(error_code)s,
+    last_error_at = now(),
+    updated_at = now()
+WHERE id = %(id)s;
+
+-- name: mtproto_disable_account
+UPDATE mtproto_accounts
+SET disabled_at = now(),
+    disabled_reason = %(reason)s,
+    failure_count = failure_count + 1,
+    last_error_code = %(reason)s,
+    last_error_at = now(),
+    updated_at = now()
+WHERE id = %(id)s AND disabled_at IS NULL;
+
+-- name: mtproto_record_failure
+UPDATE mtproto_accounts
+SET failure_count = failure_count + 1,
+    last_error_code = %(error_code)s,
+    last_error_at = now(),
+    updated_at = now()
+WHERE id = %(id)s;
+
+-- name: mtproto_insert_account
+INSERT INTO mtproto_accounts (
+    phone, session_encrypted, is_probe, proxy_type, proxy_host, proxy_port, proxy_username, proxy_password_encrypted
+) VALUES (
+    %(phone)s, %(session_encrypted)s, %(is_probe)s, %(proxy_type)s, %(proxy_host)s, %(proxy_port)s,
+    %(proxy_username)s, %(proxy_password_encrypted)s
+)
+RETURNING id;
+
+-- name: mtproto_get_account
+SELECT id, phone, is_probe, is_active, disabled_at, disabled_reason, cooldown_until,
+       cooldown_until > now() AS cooling_down, failure_count, last_error_code, last_used_at
+FROM mtproto_accounts
+WHERE id = %(id)s;

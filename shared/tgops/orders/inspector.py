@@ -1,0 +1,95 @@
+"""The link inspector: what an order link points at, spending an MTProto account only when it must.
+
+Public names and posts ask the Bot API first (free), then MTProto; invites use CheckChatInvite; bot links
+resolve the name and report the bot flag. Telethon is reached only through the PeerLookup (the pool), so
+importing this module loads no worker code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from tgops.config import PLACEHOLDER, Settings
+from tgops.orders.inspection import InspectionResult
+from tgops.telegram.links import ParsedLink, parse_link
+from tgops.telegram.peers import PeerInfo, PeerLookup, PoolResult
+
+if TYPE_CHECKING:
+    from tgops.cache.client import RedisClient
+    from tgops.db.database import Database
+    from tgops.telegram.bot_api import BotApiChats
+    from tgops.telegram.pool import MtprotoPool
+    from tgops.telegram.sessions import ClientFactory
+
+
+class Inspector:
+    def __init__(self, *, mtproto: PeerLookup, bot_api: BotApiChats | None = None) -> None:
+        self._mtproto = mtproto
+        self._bot_api = bot_api
+
+    async def inspect(self, link: str) -> InspectionResult:
+        parsed = parse_link(link)
+        rid = uuid.uuid4().hex[:12]
+        if not parsed.is_valid:
+            return InspectionResult.missing("invalid", "INVALID_LINK", parsed.reason or "invalid link")
+        if parsed.kind == "invite":
+            return _from_pool(parsed, await self._mtproto.check_invite(parsed.invite_hash, rid=rid))
+        if parsed.kind == "private_post":
+            return InspectionResult(
+                ok=False,
+                link_kind=parsed.kind,
+                error_code="PRIVATE_POST_NOT_INSPECTABLE",
+                reason="a t.me/c/ post can only be read by a member of the chat",
+            )
+        if parsed.kind in ("public", "post") and self._bot_api is not None:
+            info = await self._bot_api.get_chat(parsed.username)
+            if info is not None:
+                return _found(parsed, info)
+        return _from_pool(parsed, await self._mtproto.resolve_username(parsed.username, rid=rid))
+
+
+def _from_pool(parsed: ParsedLink, result: PoolResult[PeerInfo]) -> InspectionResult:
+    if result.ok:
+        return _found(parsed, result.value)
+    code = result.error_code or "UNKNOWN"
+    reason = result.reason or code.lower()
+    if result.definite:
+        return InspectionResult.missing(parsed.kind, code, reason)
+    return InspectionResult.temporary(parsed.kind, code, reason)
+
+
+def _found(parsed: ParsedLink, info: PeerInfo) -> InspectionResult:
+    return InspectionResult(
+        ok=True,
+        exists=True,
+        link_kind=parsed.kind,
+        chat_type=info.chat_type,
+        title=info.title,
+        username=info.username or parsed.username,
+        participants_count=info.participants_count,
+        is_private=info.is_private,
+        join_request=info.join_request,
+        paid=info.paid,
+        is_bot=info.is_bot,
+    )
+
+
+def create_inspector(
+    settings: Settings, *, db: Database, redis: RedisClient, client_factory: ClientFactory | None = None
+) -> tuple[Inspector, MtprotoPool]:
+    """The inspector the validation worker uses, over the real Telethon pool unless a factory is given.
+    The caller closes the pool on shutdown."""
+    from tgops.telegram.bot_api import BotApiChats
+    from tgops.telegram.pool import MtprotoPool
+    from tgops.telegram.sessions import TelethonClientFactory
+
+    pool = MtprotoPool(
+        db=db,
+        redis=redis,
+        settings=settings,
+        client_factory=client_factory or TelethonClientFactory(settings),
+    )
+    token = settings.telegram_bot_token.get_secret_value()
+    bot_api = BotApiChats(token) if token and token != PLACEHOLDER else None
+    return Inspector(mtproto=pool, bot_api=bot_api), pool

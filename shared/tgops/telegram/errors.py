@@ -1,0 +1,87 @@
+"""What an MTProto error means for the pool: the one table from Telethon's error classes to our outcomes.
+
+Outcomes:
+- cooldown: the account (and, for connection trouble, its proxy) rests for `cooldown_sec`, the call moves
+  to the next account;
+- disable: the session is dead (revoked, banned, duplicated); the account is disabled with `code` as reason;
+- definite: Telegram answered about the target itself (no such username, expired invite...): a final
+  answer, never retried on another account;
+- refresh_peer: the client's peer cache lacks the entity; retry once on a fresh client, then skip.
+
+Worker-only: importing telethon.errors loads Telethon, which no Lambda may do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from telethon import errors
+
+from tgops.config import Settings
+
+OutcomeKind = Literal["cooldown", "disable", "definite", "refresh_peer"]
+
+DEFINITE = (
+    errors.UsernameNotOccupiedError,
+    errors.UsernameInvalidError,
+    errors.UsernamePurchaseAvailableError,
+    errors.InviteHashExpiredError,
+    errors.InviteHashInvalidError,
+    errors.InviteHashEmptyError,
+    errors.ChannelPrivateError,
+    errors.ChannelInvalidError,
+    errors.MsgIdInvalidError,
+)
+# Every 401 means the session no longer works (unregistered, revoked, deactivated, banned, expired...).
+SESSION_DEAD = (
+    errors.UnauthorizedError,
+    errors.AuthKeyDuplicatedError,
+    errors.PhoneNumberBannedError,
+)
+CONNECTION = (
+    ConnectionError,
+    asyncio.IncompleteReadError,
+    errors.InvalidBufferError,
+    OSError,  # socket and proxy failures; also TimeoutError from a connect that hung
+)
+PEER_NOT_IN_DB = "Could not find the input entity"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorOutcome:
+    kind: OutcomeKind
+    code: str
+    cooldown_sec: int = 0
+    proxy_cooldown: bool = False  # the connection failed: the proxy rests too, and the client is rebuilt
+
+
+def classify(error: Exception, settings: Settings) -> ErrorOutcome:
+    code = error_code(error)
+    if isinstance(error, errors.FloodError) and getattr(error, "seconds", None) is not None:
+        return ErrorOutcome("cooldown", code, cooldown_sec=int(error.seconds))
+    if isinstance(error, errors.PeerFloodError):
+        return ErrorOutcome("cooldown", code, cooldown_sec=settings.peer_flood_cooldown_sec)
+    if isinstance(error, SESSION_DEAD):
+        return ErrorOutcome("disable", code)
+    if isinstance(error, DEFINITE):
+        return ErrorOutcome("definite", code)
+    if isinstance(error, ValueError) and PEER_NOT_IN_DB in str(error):
+        return ErrorOutcome("refresh_peer", "PEER_NOT_IN_DB")
+    if isinstance(error, CONNECTION):
+        return ErrorOutcome(
+            "cooldown", code, cooldown_sec=settings.stream_closed_cooldown_sec, proxy_cooldown=True
+        )
+    return ErrorOutcome("cooldown", code, cooldown_sec=settings.unknown_error_cooldown_sec)
+
+
+def error_code(error: Exception) -> str:
+    """Telethon's name for the error, e.g. UsernameNotOccupiedError -> USERNAME_NOT_OCCUPIED."""
+    if isinstance(error, errors.RPCError) and type(error).__module__ == errors.rpcbaseerrors.__name__:
+        return error.message  # an error Telethon has no class for is a base class carrying the raw name
+    if isinstance(error, CONNECTION) and not isinstance(error, errors.RPCError):
+        return "CONNECTION_ERROR"
+    name = type(error).__name__.removesuffix("Error") or type(error).__name__
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()

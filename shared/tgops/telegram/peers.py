@@ -1,0 +1,43 @@
+"""What an MTProto lookup returns, free of Telethon so the inspector and its tests need no worker code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, Literal, Protocol, TypeVar
+
+T = TypeVar("T")
+ChatType = Literal["channel", "supergroup", "group", "user", "bot"]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    chat_type: ChatType
+    title: str | None = None
+    username: str | None = None
+    participants_count: int | None = None
+    is_private: bool | None = None
+    join_request: bool | None = None
+    paid: bool | None = None
+
+    @property
+    def is_bot(self) -> bool:
+        return self.chat_type == "bot"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolResult(Generic[T]):
+    """One pool call: a value, a definite answer from Telegram about the target, or a failure."""
+
+    ok: bool
+    value: T | None = None
+    error_code: str | None = None
+    retryable: bool = False
+    definite: bool = False  # Telegram answered about the target itself (e.g. USERNAME_NOT_OCCUPIED)
+    reason: str | None = None
+    account_id: int | None = None
+
+
+class PeerLookup(Protocol):
+    async def resolve_username(self, username: str, *, rid: str | None = None) -> PoolResult[PeerInfo]: ...
+
+    async def check_invite(self, invite_hash: str, *, rid: str | None = None) -> PoolResult[PeerInfo]: ...

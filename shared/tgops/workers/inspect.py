@@ -1,0 +1,53 @@
+"""`python -m tgops.workers.inspect`: the Fargate worker that consumes tg-inspect.
+
+One process drives many jobs at once (the queue's consumer concurrency), all sharing one MTProto
+pool. SIGTERM (ECS stopping the task) stops receiving, lets running jobs finish within the grace
+period and gives every unfinished message back to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+
+from tgops.config import get_settings
+from tgops.messaging.topology import INSPECT
+from tgops.messaging.worker import QueueWorker, install_signal_handlers
+from tgops.orders import validation
+from tgops.orders.inspector import create_inspector
+from tgops.runtime import Runtime
+from tgops.telegram.sessions import ClientFactory
+
+
+async def serve(
+    runtime: Runtime,
+    stop: asyncio.Event,
+    *,
+    client_factory: ClientFactory | None = None,
+    wait_time_sec: int = 20,
+) -> None:
+    """Consume tg-inspect until `stop` is set; `client_factory` replaces Telethon (a simulated Telegram)."""
+    inspector, pool = create_inspector(
+        runtime.settings, db=await runtime.database(), redis=runtime.redis(), client_factory=client_factory
+    )
+    handler = functools.partial(validation.handle, runtime, inspector=inspector)
+    worker = QueueWorker(runtime.queues(), INSPECT, handler, wait_time_sec=wait_time_sec)
+    try:
+        await worker.run(stop)
+    finally:
+        await pool.close()
+        await runtime.close()
+
+
+async def main() -> None:
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    await serve(Runtime(get_settings()), stop)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(
+        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(main())

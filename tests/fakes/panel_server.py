@@ -1,0 +1,168 @@
+"""A fake SMM panel on a real local HTTP port, speaking the API `tgops.orders.panel.HttpPanel` expects.
+
+In tests: `with FakePanel(api_key="k") as panel: panel.place_order(...)`, then point
+TGOPS_PANEL_BASE_URL at `panel.url`. `panel.script(status, body)` makes the next answer a canned one
+(malformed JSON, HTTP 500, ...). Standalone, for `tgops dev`:
+
+    python -m tests.fakes.panel_server --port 8100 --api-key dev-panel-key
+    curl -X POST localhost:8100/orders -H 'Authorization: Bearer dev-panel-key' \
+         -d '{"service_id": 1, "link": "https://t.me/durov", "quantity": 100}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class CannedAnswer:
+    status: int
+    body: str
+
+
+@dataclass
+class FakePanel:
+    api_key: str = "fake-panel-key"
+    host: str = "127.0.0.1"
+    port: int = 0
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _canned: list[CannedAnswer] = field(default_factory=list)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1001))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "start the fake panel first"
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def place_order(
+        self, link: str, *, service_id: int = 1, quantity: int = 100, remains: int | None = None,
+        status: str = "validating", order_id: int | None = None,
+    ) -> int:  # fmt: skip
+        with self._lock:
+            order_id = order_id or next(self._ids)
+            self.orders[order_id] = {
+                "id": order_id, "service_id": service_id, "link": link, "quantity": quantity,
+                "remains": quantity if remains is None else remains, "start_count": 0, "status": status,
+            }  # fmt: skip
+        return order_id
+
+    def add_raw_order(self, item: Any) -> None:
+        """An order item exactly as given, however wrong (missing fields, wrong types, not an object)."""
+        with self._lock:
+            self.orders[-len(self.orders) - 1] = item
+
+    def script(self, status: int, body: str) -> None:
+        """The next GET /orders answers this instead of the orders."""
+        self._canned.append(CannedAnswer(status, body))
+
+    def listing(self, status: str | None, service_id: str | None, limit: int) -> list[Any]:
+        with self._lock:
+            items = list(self.orders.values())
+        if status:
+            items = [item for item in items if not isinstance(item, dict) or item.get("status") == status]
+        if service_id:
+            items = [
+                item
+                for item in items
+                if not isinstance(item, dict) or str(item.get("service_id")) == service_id
+            ]
+        return items[:limit]
+
+    def start(self) -> FakePanel:
+        self._server = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
+        threading.Thread(target=self._server.serve_forever, name="fake-panel", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakePanel:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _handler_for(panel: FakePanel) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # quiet: tests read `panel.requests`
+            pass
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+            panel.requests.append({"path": parts.path, "query": query})
+            if not self._authorized():
+                return
+            if parts.path != "/orders":
+                return self._answer(404, json.dumps({"error": "not found"}))
+            if panel._canned:
+                canned = panel._canned.pop(0)
+                return self._answer(canned.status, canned.body)
+            limit = int(query.get("limit", 1000))
+            self._answer(
+                200,
+                json.dumps({"orders": panel.listing(query.get("status"), query.get("service_id"), limit)}),
+            )
+
+        def do_POST(self) -> None:
+            if not self._authorized():
+                return
+            try:
+                item = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                order_id = panel.place_order(
+                    item["link"],
+                    service_id=int(item.get("service_id", 1)),
+                    quantity=int(item.get("quantity", 100)),
+                )
+            except (ValueError, KeyError, TypeError) as error:
+                return self._answer(400, json.dumps({"error": f"bad order: {error}"}))
+            self._answer(201, json.dumps({"id": order_id}))
+
+        def _authorized(self) -> bool:
+            if self.headers.get("Authorization") == f"Bearer {panel.api_key}":
+                return True
+            self._answer(401, json.dumps({"error": "bad api key"}))
+            return False
+
+        def _answer(self, status: int, body: str) -> None:
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the fake SMM panel for `tgops dev`.")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--api-key", default="dev-panel-key")
+    args = parser.parse_args()
+    panel = FakePanel(api_key=args.api_key, port=args.port).start()
+    print(
+        f"fake panel on {panel.url}; set TGOPS_PANEL_BASE_URL={panel.url} TGOPS_PANEL_API_KEY={args.api_key}"
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        panel.stop()
+
+
+if __name__ == "__main__":
+    main()

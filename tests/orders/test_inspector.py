@@ -1,0 +1,170 @@
+import subprocess
+import sys
+
+import pytest
+from telegram.error import NetworkError
+from telethon import errors
+from tgops.orders.inspector import Inspector
+from tgops.telegram.bot_api import BotApiChats
+
+from tests.fakes.bot_api_http import FakeBotApiHttp, error
+from tests.fakes.mtproto_pool import *
+
+CHANNEL = {
+    "id": -1001234,
+    "type": "channel",
+    "title": "Durov's Channel",
+    "username": "durov",
+    "accent_color_id": 0,
+    "max_reaction_count": 11,
+    "join_by_request": True,
+    "accepted_gift_types": {
+        "unlimited_gifts": True,
+        "limited_gifts": True,
+        "unique_gifts": True,
+        "premium_subscription": True,
+        "gifts_from_channels": True,
+    },
+}
+
+
+@pytest.fixture
+def bot_http() -> FakeBotApiHttp:
+    return FakeBotApiHttp()
+
+
+@pytest.fixture
+async def link_inspector(make_pool, add_accounts, bot_http) -> Inspector:
+    await add_accounts(2)
+    return Inspector(mtproto=make_pool(), bot_api=BotApiChats("123:secret", request=bot_http))
+
+
+async def test_public_channel_is_answered_by_the_bot_api_without_spending_an_account(
+    link_inspector, bot_http, telegram
+):
+    bot_http.answer("getChat", CHANNEL)
+    bot_http.answer("getChatMemberCount", 4321)
+
+    result = await link_inspector.inspect("https://t.me/Durov/15")
+
+    assert result.model_dump(exclude_none=True) == {
+        "ok": True,
+        "exists": True,
+        "link_kind": "post",
+        "chat_type": "channel",
+        "title": "Durov's Channel",
+        "username": "durov",
+        "participants_count": 4321,
+        "is_private": False,
+        "join_request": True,
+        "is_bot": False,
+        "retryable": False,
+    }
+    assert telegram.calls == []
+
+
+@pytest.mark.parametrize(
+    "bot_api_failure",
+    [
+        error(400, "Bad Request: chat not found"),
+        error(429, "Too Many Requests", retry_after=30),
+        NetworkError("connection reset"),
+    ],
+    ids=["not_found", "retry_after", "network"],
+)
+async def test_public_names_fall_back_to_mtproto_when_the_bot_api_cannot_answer(
+    link_inspector, bot_http, telegram, bot_api_failure
+):
+    bot_http.answer("getChat", bot_api_failure)
+    telegram.add_channel("somegroup", megagroup=True, participants=77)
+
+    result = await link_inspector.inspect("@somegroup")
+
+    assert (result.ok, result.exists, result.chat_type, result.participants_count) == (
+        True,
+        True,
+        "supergroup",
+        77,
+    )
+    assert len(telegram.calls) == 1
+
+
+async def test_a_user_name_is_resolved_through_mtproto(link_inspector, telegram):
+    telegram.add_user("annsmith", first_name="Ann")
+
+    result = await link_inspector.inspect("t.me/annsmith")
+
+    assert (result.ok, result.chat_type, result.title, result.is_bot) == (True, "user", "Ann", False)
+
+
+async def test_unknown_names_are_a_definite_no(link_inspector):
+    result = await link_inspector.inspect("https://t.me/nobodyatall")
+
+    assert (result.ok, result.exists, result.error_code, result.retryable) == (
+        True,
+        False,
+        "USERNAME_NOT_OCCUPIED",
+        False,
+    )
+
+
+async def test_bot_links_report_the_bot_flag(link_inspector, telegram, bot_http):
+    telegram.add_user("pricebot", bot=True)
+    telegram.add_user("fakebot_user_bot", bot=False)
+
+    real = await link_inspector.inspect("https://t.me/pricebot?start=x")
+    fake = await link_inspector.inspect("@fakebot_user_bot")
+
+    assert (real.link_kind, real.chat_type, real.is_bot) == ("bot", "bot", True)
+    assert (fake.ok, fake.is_bot) == (True, False)
+    assert bot_http.requests == []  # bots are not asked through the Bot API
+
+
+async def test_invites_are_checked_with_check_chat_invite(link_inspector, telegram):
+    telegram.add_invite("AbCdEf_-123", title="Club", request_needed=True, paid=True, participants=12)
+
+    result = await link_inspector.inspect("https://t.me/joinchat/AbCdEf_-123")
+
+    assert (result.ok, result.exists, result.chat_type, result.title) == (True, True, "channel", "Club")
+    assert (result.is_private, result.join_request, result.paid, result.participants_count) == (
+        True,
+        True,
+        True,
+        12,
+    )
+
+
+async def test_expired_invites_are_a_definite_no(link_inspector):
+    result = await link_inspector.inspect("t.me/+ZZZZZZZZ")
+
+    assert (result.ok, result.exists, result.error_code) == (True, False, "INVITE_HASH_EXPIRED")
+
+
+async def test_temporary_pool_failures_are_retryable(link_inspector, telegram, sessions):
+    for session in sessions.values():
+        telegram.fail_next(session, errors.FloodWaitError(request=None, capture=300))
+    telegram.add_channel("busychannel")
+
+    result = await link_inspector.inspect("t.me/busychannel")
+
+    assert (result.ok, result.retryable, result.error_code) == (False, True, "NO_AVAILABLE_ACCOUNTS")
+
+
+@pytest.mark.parametrize(
+    "link", ["", "   ", "https://example.com/x", "t.me/+", "tg://msg", "\x00", "t.me/c/1"]
+)
+async def test_malformed_links_never_crash_and_spend_nothing(link_inspector, telegram, bot_http, link):
+    result = await link_inspector.inspect(link)
+
+    assert not result.exists and result.reason and not result.retryable
+    assert telegram.calls == [] and bot_http.requests == []
+
+
+def test_importing_the_inspector_loads_no_worker_library():
+    code = "import sys, tgops.orders.inspector, tgops.orders.inspection; print('telethon' in sys.modules)"
+    assert (
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        == "False"
+    )

@@ -1,0 +1,1 @@
+from tests.fakes.mtproto_pool import *
