@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from tgops.config import Settings
 
 T = TypeVar("T")
+MAX_CONNECTIONS = 200
 DEFAULT_TIMEOUT_SEC = 5.0
 
 # Upstash answers these as command errors, yet each means the database will not serve us at all.
@@ -58,8 +59,10 @@ class RedisClient(Protocol):
 class RedisPyClient:
     """redis-py over a pooled TCP connection (workers, local runs)."""
 
-    def __init__(self, url: str, *, timeout_sec: float = DEFAULT_TIMEOUT_SEC) -> None:
-        from redis.asyncio import Redis
+    def __init__(
+        self, url: str, *, timeout_sec: float = DEFAULT_TIMEOUT_SEC, max_connections: int = MAX_CONNECTIONS
+    ) -> None:
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
         from redis.exceptions import ConnectionError
@@ -67,13 +70,18 @@ class RedisPyClient:
         # One retry, and only for a dropped connection: a command that timed out may have run, and an
         # INCR or SET NX must never run twice.
         retry = Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
-        self._redis = Redis.from_url(
+        # A blocking pool: past max_connections a command waits for a free connection (up to the
+        # timeout) instead of failing, so a busy worker slows down rather than erroring.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=timeout_sec,
             decode_responses=True,
             socket_timeout=timeout_sec,
             socket_connect_timeout=timeout_sec,
             retry=retry,
         )
+        self._redis = Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
     async def _run(self, call: Awaitable[T]) -> T:
         from redis import exceptions
