@@ -5,11 +5,11 @@ Kept free of Telegram libraries so the Lambda path and the validation rules can 
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel
 
-ChatType = Literal["channel", "supergroup", "group", "user", "bot"]
+from tgops.telegram.peers import ChatType
 
 
 class InspectionResult(BaseModel):
