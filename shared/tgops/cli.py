@@ -12,11 +12,13 @@ from rich.console import Console
 import tgops
 from tgops.api.api_key_commands import app as apikey_app
 from tgops.config import Settings, SettingsError, get_settings
+from tgops.local.panel_commands import app as panel_app
 from tgops.provider.cli import app as tasks_app
 
 app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(panel_app, name="panel")
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -67,6 +69,7 @@ def dev() -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every SQS call
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # logs every request: each panel poll
     with one_line_errors():
         run_dev()
 

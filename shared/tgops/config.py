@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     # Local API
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    dev_schedule_period_sec: float | None = Field(None, gt=0)  # tgops dev: every schedule this often
 
     # Secrets
     telegram_bot_token: SecretStr = SecretStr(PLACEHOLDER)
@@ -85,6 +86,9 @@ class Settings(BaseSettings):
     telegram_dc_address: str | None = None
     telegram_dc_port: int | None = None
     telegram_server_public_key: str | None = None
+    # A simulated Telegram for local runs (tgops.telegram.simulated); None: simulated exactly when
+    # TGOPS_ENV=development and neither TGOPS_TELEGRAM_API_ID nor TGOPS_TELEGRAM_API_HASH is set.
+    telegram_simulated: bool | None = None
 
     # MTProto pool (seed 000/001)
     proxy_mode: Literal["rotating", "static"] = "rotating"
@@ -193,6 +197,18 @@ class Settings(BaseSettings):
             if getattr(self, name).get_secret_value() in ("", PLACEHOLDER):
                 raise ValueError(f"{env_name(name)} must be set to a real secret when TGOPS_ENV={self.env}")
         return self
+
+    @model_validator(mode="after")
+    def _telegram_never_simulated_in_production(self) -> "Settings":
+        if self.env == "production" and self.telegram_simulated:
+            raise ValueError(f"{env_name('telegram_simulated')} must not be true when TGOPS_ENV=production")
+        return self
+
+    @property
+    def uses_simulated_telegram(self) -> bool:
+        if self.telegram_simulated is not None:
+            return self.telegram_simulated
+        return self.env == "development" and self.telegram_api_id is None and self.telegram_api_hash is None
 
     @property
     def uses_transaction_pooler(self) -> bool:

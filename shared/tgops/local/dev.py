@@ -1,8 +1,11 @@
 """`tgops dev`: the whole system in one process on this machine.
 
 Whatever has no URL configured is started locally: Postgres and Redis with their data under
-`<data_dir>/` (reused next time), and moto's SQS server. Then: migrations, queues, the API on
-127.0.0.1:8000, every queue consumer and every schedule. Ctrl-C stops it all cleanly.
+`<data_dir>/` (reused next time), moto's SQS server, and a fake SMM panel (tgops.local.fake_panel).
+Then: migrations, queues, the API on 127.0.0.1:8000, every queue consumer and every schedule.
+Without Telegram API credentials, Telegram is simulated (tgops.telegram.simulated) and a few simulated
+probe accounts are seeded in the embedded database; without TGOPS_SESSION_ENCRYPTION_KEY, sessions are
+encrypted with a key generated once under `<data_dir>/`. Ctrl-C stops it all cleanly.
 """
 
 from __future__ import annotations
@@ -14,13 +17,20 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
-from tgops.config import Settings, get_settings
+from tgops.config import PLACEHOLDER, Settings, get_settings
+from tgops.local.dev_state import clear_dev_state, write_dev_state
 from tgops.local.services import LocalPostgres, LocalRedis, LocalSqs
 
+if TYPE_CHECKING:
+    from tgops.db.database import Database
+
 log = logging.getLogger("tgops.dev")
+SESSION_KEY_FILE = "session-encryption.key"
 
 
 class StartupError(Exception):
@@ -44,7 +54,26 @@ class EmbeddedServices:
             urls["TGOPS_SQS_ENDPOINT_URL"] = self._start(LocalSqs())
             for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
                 os.environ.setdefault(name, value)
+        if not self.settings.panel_base_url:
+            urls |= self._start_fake_panel(data_dir)
         return urls
+
+    def _start_fake_panel(self, data_dir: Path) -> dict[str, str]:
+        from tgops.local.fake_panel import DEV_API_KEY, FakePanel
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            panel = FakePanel(api_key=DEV_API_KEY, state_file=data_dir / "fake-panel.json").start()
+        except (OSError, ValueError) as error:
+            raise StartupError(
+                f"TGOPS_PANEL_BASE_URL: not set, and the fake panel did not start: {error}"
+            ) from None
+        self.started.append(panel)
+        log.info(
+            "started the fake SMM panel at %s (API key %s); place orders with `tgops panel order`",
+            panel.url, DEV_API_KEY,
+        )  # fmt: skip
+        return {"TGOPS_PANEL_BASE_URL": panel.url, "TGOPS_PANEL_API_KEY": DEV_API_KEY}
 
     def _start(self, service) -> str:
         url = service.start()
@@ -98,13 +127,61 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+def local_session_key(data_dir: Path) -> str:
+    """A session encryption key kept under `data_dir`: sessions stored by one run are readable by the next."""
+    from cryptography.fernet import Fernet
+
+    path = data_dir / SESSION_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(Fernet.generate_key())
+        log.info("generated a local session encryption key in %s", path)
+    return path.read_text().strip()
+
+
+async def prepare_telegram(settings: Settings, db: Database, *, embedded_database: bool) -> None:
+    """Simulated Telegram: say so and give the pool probe accounts. Real: retire the simulated accounts."""
+    from tgops.telegram import simulated
+    from tgops.telegram.sessions import SessionCipher, SessionKeyError
+
+    if not settings.uses_simulated_telegram:
+        if retired := await simulated.retire_simulated_accounts(db):
+            log.info("deactivated %d simulated probe accounts: Telegram is real in this run", retired)
+        return
+    bot_api = (
+        "Bot API getChat skipped (no TGOPS_TELEGRAM_BOT_TOKEN)"
+        if settings.telegram_bot_token.get_secret_value() in ("", PLACEHOLDER)
+        else "Bot API getChat still goes out with TGOPS_TELEGRAM_BOT_TOKEN"
+    )
+    log.warning(
+        "Telegram is simulated: MTProto lookups are answered locally by tgops.telegram.simulated, %s. "
+        "Set TGOPS_TELEGRAM_API_ID and TGOPS_TELEGRAM_API_HASH to use the real Telegram.",
+        bot_api,
+    )
+    if not embedded_database:
+        log.warning(
+            "TGOPS_DATABASE_URL is configured: no simulated probe accounts are added to it, so lookups find "
+            "no account unless it has probe accounts of its own"
+        )
+        return
+    try:
+        cipher = SessionCipher.from_settings(settings)
+    except SessionKeyError as error:
+        raise StartupError(str(error)) from None
+    ids = await simulated.seed_probe_accounts(db, cipher)
+    log.info("simulated probe accounts ready: ids %s", ", ".join(map(str, ids)))
+
+
+async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: bool = False) -> None:
     from tgops.api.app import create_app
     from tgops.local.loops import background_tasks
+    from tgops.orders.validation import close_shared_inspector
     from tgops.runtime import Runtime
 
     runtime = Runtime(settings)
     await check_redis(settings)
+    await prepare_telegram(settings, await runtime.database(), embedded_database=embedded_database)
     server = _Server(
         uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port, log_level="warning")
     )
@@ -114,6 +191,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     await stop.wait()
     server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
+    await close_shared_inspector(runtime)
     await runtime.close()
 
 
@@ -125,8 +203,13 @@ def install_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -
 def run_dev(on_ready: Callable[[Settings], None] | None = None) -> None:
     settings = get_settings()
     services = EmbeddedServices(settings)
+    data_dir = settings.data_dir.resolve()
     try:
-        os.environ.update(services.start())
+        embedded = services.start()
+        os.environ.update(embedded)
+        write_dev_state(data_dir, embedded)
+        if settings.session_encryption_key.get_secret_value() == PLACEHOLDER:
+            os.environ["TGOPS_SESSION_ENCRYPTION_KEY"] = local_session_key(data_dir)
         get_settings.cache_clear()
         settings = get_settings()
         prepare_dependencies(settings)
@@ -136,8 +219,9 @@ def run_dev(on_ready: Callable[[Settings], None] | None = None) -> None:
         async def main() -> None:
             stop = asyncio.Event()
             install_stop_signals(asyncio.get_running_loop(), stop)
-            await serve(settings, stop)
+            await serve(settings, stop, embedded_database="TGOPS_DATABASE_URL" in embedded)
 
         asyncio.run(main())
     finally:
+        clear_dev_state(data_dir)
         services.stop()

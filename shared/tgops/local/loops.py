@@ -33,7 +33,8 @@ def background_tasks(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task
         if handler is None:
             log.warning("schedule %s has no handler yet", schedule.name)
             continue
-        task = run_every(schedule.rate_minutes * 60, functools.partial(handler, runtime), stop, schedule.name)
+        period_sec = runtime.settings.dev_schedule_period_sec or schedule.rate_minutes * 60
+        task = run_every(period_sec, functools.partial(handler, runtime), stop, schedule.name)
         tasks.append(asyncio.create_task(task, name=f"schedule:{schedule.name}"))
     return tasks
 

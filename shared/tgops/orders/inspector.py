@@ -7,6 +7,7 @@ importing this module loads no worker code.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from tgops.telegram.bot_api import BotApiChats
     from tgops.telegram.pool import MtprotoPool
     from tgops.telegram.sessions import ClientFactory
+
+log = logging.getLogger(__name__)
 
 
 class Inspector:
@@ -78,18 +81,24 @@ def _found(parsed: ParsedLink, info: PeerInfo) -> InspectionResult:
 def create_inspector(
     settings: Settings, *, db: Database, redis: RedisClient, client_factory: ClientFactory | None = None
 ) -> tuple[Inspector, MtprotoPool]:
-    """The inspector the validation worker uses, over the real Telethon pool unless a factory is given.
-    The caller closes the pool on shutdown."""
+    """The inspector the validation worker uses, over the Telethon pool (simulated when the settings say so)
+    unless a factory is given. The caller closes the pool on shutdown."""
     from tgops.telegram.bot_api import BotApiChats
     from tgops.telegram.pool import MtprotoPool
-    from tgops.telegram.sessions import TelethonClientFactory
 
-    pool = MtprotoPool(
-        db=db,
-        redis=redis,
-        settings=settings,
-        client_factory=client_factory or TelethonClientFactory(settings),
-    )
+    factory = client_factory or default_client_factory(settings)
+    pool = MtprotoPool(db=db, redis=redis, settings=settings, client_factory=factory)
     token = settings.telegram_bot_token.get_secret_value()
     bot_api = BotApiChats(token) if token and token != PLACEHOLDER else None
     return Inspector(mtproto=pool, bot_api=bot_api), pool
+
+
+def default_client_factory(settings: Settings) -> ClientFactory:
+    if settings.uses_simulated_telegram:
+        from tgops.telegram.simulated import SimulatedTelegram
+
+        log.warning("MTProto is simulated (tgops.telegram.simulated): no request reaches Telegram")
+        return SimulatedTelegram().factory
+    from tgops.telegram.sessions import TelethonClientFactory
+
+    return TelethonClientFactory(settings)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
@@ -36,6 +36,9 @@ from tgops.orders.inspection import InspectionResult, LinkInspector
 from tgops.orders.messages import ValidateOrderGroup
 from tgops.runtime import Runtime
 from tgops.telegram.links import parse_link
+
+if TYPE_CHECKING:
+    from tgops.telegram.pool import MtprotoPool
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +228,7 @@ async def handle(
     await validator.handle(message)
 
 
-_SHARED_INSPECTORS: dict[int, tuple[Runtime, LinkInspector]] = {}
+_SHARED_INSPECTORS: dict[int, tuple[Runtime, LinkInspector, MtprotoPool]] = {}
 
 
 async def shared_inspector(runtime: Runtime) -> LinkInspector:
@@ -235,9 +238,14 @@ async def shared_inspector(runtime: Runtime) -> LinkInspector:
     if entry is None:  # no await between the check and the insert: one pool even under concurrent jobs
         from tgops.orders.inspector import create_inspector
 
-        inspector, _pool = create_inspector(runtime.settings, db=db, redis=runtime.redis())
-        entry = _SHARED_INSPECTORS[id(runtime)] = (
-            runtime,
-            inspector,
-        )  # the Runtime kept, so its id stays unique
+        inspector, pool = create_inspector(runtime.settings, db=db, redis=runtime.redis())
+        # The Runtime is kept, so its id stays unique.
+        entry = _SHARED_INSPECTORS[id(runtime)] = (runtime, inspector, pool)
     return entry[1]
+
+
+async def close_shared_inspector(runtime: Runtime) -> None:
+    """Disconnect the shared pool's clients and release its account locks, so the next run can use them."""
+    entry = _SHARED_INSPECTORS.pop(id(runtime), None)
+    if entry is not None:
+        await entry[2].close()

@@ -57,3 +57,18 @@ SELECT id, phone, is_probe, is_active, disabled_at, disabled_reason, cooldown_un
        cooldown_until > now() AS cooling_down, failure_count, last_error_code, last_used_at
 FROM mtproto_accounts
 WHERE id = %(id)s;
+
+-- name: mtproto_seed_simulated_account
+-- `tgops dev` with a simulated Telegram (tgops.telegram.simulated): the probe account exists and is active.
+INSERT INTO mtproto_accounts (phone, session_encrypted, is_probe)
+VALUES (%(phone)s, %(session_encrypted)s, true)
+ON CONFLICT (phone) DO UPDATE SET
+    session_encrypted = EXCLUDED.session_encrypted,
+    is_probe = true,
+    is_active = true,
+    updated_at = now()
+RETURNING id;
+
+-- name: mtproto_deactivate_simulated_accounts
+UPDATE mtproto_accounts SET is_active = false, updated_at = now()
+WHERE phone LIKE %(phone_pattern)s AND is_active;

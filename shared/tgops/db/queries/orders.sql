@@ -76,3 +76,15 @@ WHERE id = ANY(%(ids)s) AND status = 'validating';
 
 -- name: provider_order_by_remote_id
 SELECT * FROM provider_orders WHERE remote_order_id = %(remote_order_id)s;
+
+-- name: recent_provider_orders
+-- `tgops panel orders`: the newest orders, their status, why they failed, and what the inspection found.
+SELECT remote_order_id, remote_service_id, link, quantity, remains, status,
+       provider_last_error AS reason,
+       validation_result ->> 'chat_type' AS chat_type,
+       validation_result ->> 'title' AS title,
+       (validation_result ->> 'participants_count')::bigint AS participants_count,
+       validated_at
+FROM provider_orders
+ORDER BY id DESC
+LIMIT %(limit)s;
