@@ -3,9 +3,9 @@
     /tmp/venv312/bin/pip install pgqueuer asyncpg   # the baseline of (a); not a tgops dependency
     python bench/provider_pull.py
 
-(a) lease-and-complete at the database level: tgops's own code (pull_tasks, then a report's Postgres
-    part: lock_tasks_for_report + record_reports, i.e. a report minus Redis) against pgqueuer's dequeue +
-    log_jobs, same worker count and batch size, on the same server; goal >= 2x.
+(a) lease-and-complete at the database level: tgops's own code (pull_tasks, then a batch report's Postgres
+    part in one transaction: finish_tasks + take_done_from_orders, i.e. apply_reports minus Redis) against
+    pgqueuer's dequeue + log_jobs, same worker count and batch size, on the same server; goal >= 2x.
 (b) HTTP: 8 simulated providers pulling and batch-reporting `done` against the API served by uvicorn in
     its own process, with the real Redis COMMIT; goal >= 2,000 reports/s.
 (c) one pull of 1,000 tasks with 10k rows in the table and with 1M (mostly finished) rows; goal <= 2x.
@@ -35,7 +35,7 @@ from tgops.db.database import Database
 from tgops.db.migrate import apply_migrations
 from tgops.local.services import LocalPostgres, LocalRedis, free_port, wait_for_port
 from tgops.provider.leasing import pull_tasks
-from tgops.provider.reports import record_reports
+from tgops.provider.reports import TaskReport, finish_tasks, take_done_from_orders
 
 WORKERS = 4
 BATCH = 100
@@ -100,11 +100,11 @@ async def tgops_lease_and_complete(url: str, jobs: int) -> float:
             leased = await pull_tasks(db, settings, BATCH)
             if not leased:
                 return
+            reports = [TaskReport(task_id=task["task_id"], state="done", ok=True,
+                                  lease_version=task["lease_version"]) for task in leased]
             async with db.transaction() as tx:
-                rows = await tx.fetch_all("lock_tasks_for_report", {"ids": [task["task_id"] for task in leased]})
-                records = [{"task_id": row["id"], "status": "done", "result": {"state": "done"},
-                            "provider_task_id": None, "retry_after": None} for row in rows]
-                await record_reports(tx, records, settings.task_lease_sec)
+                finished = await finish_tasks(tx, reports, settings.task_lease_sec)
+                await take_done_from_orders(tx, finished.values())
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(WORKERS)))

@@ -287,3 +287,50 @@ async def test_pending_extends_the_lease_and_a_later_done_applies(api, database_
     row = task_row(database_url, task["task_id"])
     assert (row["status"], row["provider_task_id"]) == ("done", "p-1")
     assert order_row(database_url, task["order_id"])[0] == 1
+
+
+async def test_a_done_report_whose_reservation_was_lost_fails_the_task_and_counts_nothing(
+    api, database_url, runtime, redis_client
+):
+    task = await leased_task(api, database_url, runtime)
+    [[account_id]] = fetch(database_url, "SELECT telegram_account_id FROM telegram_tasks")
+    lock = keys.reserve_lock("subscribe", account_id)
+    await redis_client.set(lock, "another-task")  # the reservation expired and another task took the account
+
+    response = await api.post(f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "done"})
+
+    assert response.status_code == 409 and "reservation was lost" in response.json()["error"]
+    row = task_row(database_url, task["task_id"])
+    assert (row["status"], row["result"]["error"]) == ("failed", "reservation_lost")
+    assert order_row(database_url, task["order_id"]) == (2, "in_progress")
+    assert await redis_client.get(lock) == "another-task"
+    today = dt.datetime.now(dt.UTC).date()
+    assert await redis_client.get(keys.daily_cap("subscribe", account_id, today)) is None
+
+
+async def test_a_batch_reporting_one_task_twice_applies_the_first_and_refuses_another_state(
+    api, database_url, runtime
+):
+    task = await leased_task(api, database_url, runtime)
+    response = await api.post(f"{BASE}/tasks/report", json={"reports": [
+        {"task_id": task["task_id"], "state": "failed", "error": "USER_BANNED"},
+        {"task_id": task["task_id"], "state": "done"},
+    ]})
+
+    [first, second] = response.json()["results"]
+    assert first == {"task_id": task["task_id"], "ok": True}
+    assert not second["ok"] and "reported as 'failed' earlier in this batch" in second["error"]
+    assert task_row(database_url, task["task_id"])["status"] == "failed"
+    assert order_row(database_url, task["order_id"])[0] == 2
+
+
+async def test_a_report_for_a_task_never_leased_is_refused(api, database_url, runtime):
+    add_accounts(database_url, 1)
+    add_order(database_url, remains=1)
+    await generate_tasks(await runtime.database(), runtime.redis(), runtime.settings, limit=10)
+    [[task_id]] = fetch(database_url, "SELECT id FROM telegram_tasks")
+
+    response = await api.post(f"{BASE}/tasks/report", json={"task_id": task_id, "state": "done"})
+
+    assert response.status_code == 409 and "not leased" in response.json()["error"]
+    assert task_row(database_url, task_id)["status"] == "queued"

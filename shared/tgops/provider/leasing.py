@@ -19,15 +19,14 @@ def task_view(row: Row) -> dict[str, Any]:
     `attempt` counts earlier leases (0 on the first pull, as in the seed); the stored column counts
     this one too.
     """
-    payload = row["payload"] or {}
     return {
         "task_id": row["id"],
         "order_id": row["order_id"],
         "action": row["action"],
-        "link": payload.get("link"),
+        "link": row["link"],
         "account": {"provider_account_id": row["provider_account_id"], "phone": row["phone"]},
         "per_call": row["per_call"],
-        "post_id": payload.get("post_id"),
+        "post_id": row["post_id"],
         "link_hash": row["link_hash"],
         "attempt": row["attempt"] - 1,
         "lease_version": row["lease_version"],

@@ -1,20 +1,29 @@
 """Reports: apply each provider result exactly once, in Postgres and in Redis.
 
-One batch is one Postgres transaction: the reported tasks are locked (FOR UPDATE, in id order), the
-Redis COMMIT / ROLLBACK scripts run, then the tasks and orders are written and the transaction commits.
+One batch is one Postgres transaction:
+
+1. `finish_tasks`: one UPDATE applies every report to its task, but only where the reported lease
+   still holds the task (leased or pending, and the same lease version when the report names one).
+   Reports that matched nothing are explained by one read: unknown task (404), already finished
+   (ok, nothing applied twice), leased again (409), not leased (409).
+2. Redis: COMMIT for done tasks, ROLLBACK for failed ones.
+3. A done task whose reservation was lost is failed instead; `take_done_from_orders` takes the others'
+   `per_call` off their orders' `remains`. Then the transaction commits.
 
 - Redis fails: the transaction rolls back, so nothing is applied anywhere (the caller answers 503).
 - Redis committed, then Postgres fails: the COMMIT script left a per-task marker, so the retried
   report finds it and consumes nothing again, and Postgres records the task then. ROLLBACK only
   deletes a lock the task itself holds, so repeating it is harmless.
-- The row lock keeps a pull from re-leasing a task while its report is being applied, and makes a
-  concurrent duplicate report wait and then find the task finished.
+- The UPDATE's row locks keep a pull from re-leasing a task while its report is being applied (pulls
+  skip locked rows), and make a concurrent duplicate report wait, then match nothing and find the
+  task finished.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
@@ -24,10 +33,11 @@ from tgops.cache.client import RedisClient
 from tgops.config import Settings
 from tgops.db.database import Database, Row, Session
 from tgops.provider import claims
-from tgops.provider.actions import rules_for
+from tgops.provider.actions import ActionRules, rules_for
 
 TASK_ID_LENGTH = 26  # ULID
 FINAL_STATUSES = ("done", "failed")
+APPLIED = 200
 
 
 class TaskReport(BaseModel):
@@ -44,16 +54,22 @@ class TaskReport(BaseModel):
     data: dict[str, Any] | None = None
     lease_version: int | None = Field(None, ge=1)
 
+    @property
+    def new_status(self) -> str:
+        if self.state == "failed" and self.retry_after is not None:
+            return "queued"  # the provider wants it retried after `retry_after` seconds
+        return self.state
+
 
 @dataclass(frozen=True)
 class ReportOutcome:
     task_id: str
-    status: int  # 200 applied or already applied, 404 unknown task, 409 refused
+    status: int  # APPLIED (applied now or earlier), 404 unknown task, 409 refused
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.status == 200
+        return self.status == APPLIED
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"task_id": self.task_id, "ok": self.ok}
@@ -62,113 +78,130 @@ class ReportOutcome:
         return body
 
 
-@dataclass
-class _Batch:
-    outcomes: list[ReportOutcome | None]
-    commits: list[tuple[int, TaskReport, Row, claims.Claim | None]] = field(default_factory=list)
-    rollbacks: list[claims.Claim] = field(default_factory=list)
-    records: list[dict[str, Any]] = field(default_factory=list)
-
-
 async def apply_reports(
     db: Database, redis: RedisClient, settings: Settings, reports: Sequence[TaskReport]
 ) -> list[ReportOutcome]:
     """The outcome of each report, in the order given."""
-    ids = sorted({report.task_id for report in reports if len(report.task_id) == TASK_ID_LENGTH})
+    firsts = _first_reports(reports)
+    known = [report for report in firsts.values() if len(report.task_id) == TASK_ID_LENGTH]
     async with db.transaction() as tx:
-        rows = {row["id"]: row for row in await tx.fetch_all("lock_tasks_for_report", {"ids": ids})} if ids else {}
-        batch = _plan(reports, rows, settings)
-        results = await claims.commit(
-            redis, [claim for *_, claim in batch.commits if claim], settings.provider_commit_marker_ttl_sec
+        finished = await finish_tasks(tx, known, settings.task_lease_sec)
+        unapplied = [report for report in known if report.task_id not in finished]
+        outcomes = await _explain_unapplied(tx, unapplied)
+        lost = await _settle_claims(redis, settings, firsts, finished)
+        if lost:
+            await tx.execute("fail_lost_reservations", {"ids": sorted(lost)})
+        await take_done_from_orders(tx, [task for task_id, task in finished.items()
+                                         if firsts[task_id].state == "done" and task_id not in lost])
+    for task_id in finished:
+        outcomes[task_id] = (
+            ReportOutcome(task_id, 409, "the account's reservation was lost") if task_id in lost
+            else ReportOutcome(task_id, APPLIED)
         )
-        await claims.rollback(redis, batch.rollbacks)
-        _settle_commits(batch, iter(results))
-        if batch.records:
-            await record_reports(tx, batch.records, settings.task_lease_sec)
-    return batch.outcomes  # type: ignore[return-value]  # every slot is filled by now
+    return [_outcome_at(report, firsts, outcomes) for report in reports]
 
 
-async def record_reports(session: Session, records: list[dict[str, Any]], lease_sec: int) -> None:
-    """Write checked reports to their tasks, and done ones to their orders' remains."""
-    await session.execute("record_task_reports", {"reports": Jsonb(records), "lease_sec": lease_sec})
+async def finish_tasks(session: Session, reports: Sequence[TaskReport], lease_sec: int) -> dict[str, Row]:
+    """Apply reports (one per task) to the tasks their lease still holds.
+
+    Returns those tasks by id, with what their claims and orders need. The reports go in task id
+    order, so the rows are locked in that order.
+    """
+    if not reports:
+        return {}
+    records = [_record(report) for report in sorted(reports, key=lambda report: report.task_id)]
+    params = {"reports": Jsonb(records), "lease_sec": lease_sec}
+    rows = await session.fetch_all("finish_reported_tasks", params)
+    return {row["id"]: row for row in rows}
 
 
-def _plan(reports: Sequence[TaskReport], rows: dict[str, Row], settings: Settings) -> _Batch:
-    batch = _Batch(outcomes=[None] * len(reports))
-    handled: dict[str, str] = {}  # task id -> state applied earlier in this batch
-    for position, report in enumerate(reports):
-        row = rows.get(report.task_id)
-        refusal = _refusal(report, row, handled)
-        if refusal is not None:
-            batch.outcomes[position] = refusal
-            continue
-        handled[report.task_id] = report.state
-        claim = _claim(row, settings)
-        if report.state == "done":
-            batch.commits.append((position, report, row, claim))
-            continue
-        if report.state == "failed" and claim:
-            batch.rollbacks.append(claim)
-        status = "pending" if report.state == "pending" else ("queued" if report.retry_after is not None else "failed")
-        batch.records.append(_record(report, row, status))
-        batch.outcomes[position] = ReportOutcome(report.task_id, 200)
-    return batch
+def _record(report: TaskReport) -> dict[str, Any]:
+    """What `finish_reported_tasks` reads of a report; absent keys are NULL there."""
+    result: dict[str, Any] = {"state": report.state}
+    record: dict[str, Any] = {"task_id": report.task_id, "status": report.new_status, "result": result}
+    for name in ("ok", "error", "retry_after", "data"):
+        value = getattr(report, name)
+        if value is not None:
+            result[name] = value
+    for name in ("lease_version", "retry_after", "provider_task_id"):
+        value = getattr(report, name)
+        if value is not None:
+            record[name] = value
+    return record
 
 
-def _refusal(report: TaskReport, row: Row | None, handled: dict[str, str]) -> ReportOutcome | None:
-    """Why this report applies nothing (an `ok` outcome for a repeat), or None when it applies."""
+async def take_done_from_orders(session: Session, done_tasks: Iterable[Row]) -> None:
+    """Take done tasks' `per_call` off their orders' `remains` (completed at 0)."""
+    quantities: dict[int, int] = defaultdict(int)
+    for task in done_tasks:
+        quantities[task["order_id"]] += task["per_call"]
+    if quantities:
+        orders = [{"order_id": order, "quantity": quantity} for order, quantity in sorted(quantities.items())]
+        await session.execute("take_done_from_orders", {"orders": Jsonb(orders)})
+
+
+def _first_reports(reports: Sequence[TaskReport]) -> dict[str, TaskReport]:
+    firsts: dict[str, TaskReport] = {}
+    for report in reports:
+        firsts.setdefault(report.task_id, report)
+    return firsts
+
+
+async def _explain_unapplied(session: Session, reports: list[TaskReport]) -> dict[str, ReportOutcome]:
+    if not reports:
+        return {}
+    ids = [report.task_id for report in reports]
+    rows = await session.fetch_all("reported_tasks_not_applied", {"ids": ids})
+    by_id = {row["id"]: row for row in rows}
+    return {report.task_id: _refusal(report, by_id.get(report.task_id)) for report in reports}
+
+
+def _refusal(report: TaskReport, row: Row | None) -> ReportOutcome:
+    """Why a report applied nothing: an `ok` outcome for a repeat, else 404 or 409 with the reason."""
     task_id = report.task_id
     if row is None:
         return ReportOutcome(task_id, 404, f"unknown task_id {task_id!r}")
-    if task_id in handled:
-        if handled[task_id] == report.state:
-            return ReportOutcome(task_id, 200)
-        return ReportOutcome(task_id, 409, f"reported as {handled[task_id]!r} earlier in this batch")
     if row["status"] in FINAL_STATUSES:
-        return ReportOutcome(task_id, 200)  # already applied: answer ok, apply nothing twice
+        return ReportOutcome(task_id, APPLIED)  # already applied: answer ok, apply nothing twice
     if report.lease_version is not None and report.lease_version != row["lease_version"]:
         current = row["lease_version"]
         return ReportOutcome(
             task_id, 409, f"lease {report.lease_version} expired and the task was leased again (lease {current})"
         )
     if row["reported_lease_version"] == row["lease_version"]:
-        return ReportOutcome(task_id, 200)  # this lease's failure was already recorded (task requeued)
-    if row["status"] == "queued":
-        return ReportOutcome(task_id, 409, "task is not leased")
-    return None
+        return ReportOutcome(task_id, APPLIED)  # this lease's failure was already recorded (task requeued)
+    return ReportOutcome(task_id, 409, "task is not leased")
 
 
-def _claim(row: Row, settings: Settings) -> claims.Claim | None:
-    if row["telegram_account_id"] is None:
-        return None
-    return claims.Claim(row["id"], row["telegram_account_id"], row["link_hash"], rules_for(settings, row["action"]))
-
-
-def _settle_commits(batch: _Batch, results) -> None:
-    for position, report, row, claim in batch.commits:
-        result = next(results) if claim else claims.CommitResult.COMMITTED
-        if result is claims.CommitResult.LOST:
-            # Another task holds this account's claim now; counting this success would charge it twice.
-            batch.records.append(_record(report, row, "failed", error="reservation_lost"))
-            batch.outcomes[position] = ReportOutcome(report.task_id, 409, "the account's reservation was lost")
+async def _settle_claims(
+    redis: RedisClient, settings: Settings, firsts: dict[str, TaskReport], finished: dict[str, Row]
+) -> set[str]:
+    """COMMIT done tasks' claims, ROLLBACK failed ones'; the ids of done tasks whose reservation was lost."""
+    commits: list[claims.Claim] = []
+    rollbacks: list[claims.Claim] = []
+    rules: dict[str, ActionRules] = {}
+    for task_id, row in finished.items():
+        state = firsts[task_id].state
+        if row["telegram_account_id"] is None or state == "pending":
             continue
-        batch.records.append(_record(report, row, "done"))
-        batch.outcomes[position] = ReportOutcome(report.task_id, 200)
+        action = row["action"]
+        if action not in rules:
+            rules[action] = rules_for(settings, action)
+        claim = claims.Claim(task_id, row["telegram_account_id"], row["link_hash"], rules[action])
+        (commits if state == "done" else rollbacks).append(claim)
+    results = await claims.commit(redis, commits, settings.provider_commit_marker_ttl_sec)
+    await claims.rollback(redis, rollbacks)
+    # LOST: another task holds this account's claim now; counting this success would charge it twice.
+    return {claim.task_id for claim, result in zip(commits, results) if result is claims.CommitResult.LOST}
 
 
-def _record(report: TaskReport, row: Row, status: str, *, error: str | None = None) -> dict[str, Any]:
-    result = {
-        "state": report.state,
-        "ok": report.ok,
-        "error": error or report.error,
-        "retry_after": report.retry_after,
-        "data": report.data,
-        "lease_version": row["lease_version"],
-    }
-    return {
-        "task_id": row["id"],
-        "status": status,
-        "result": result,
-        "provider_task_id": report.provider_task_id,
-        "retry_after": report.retry_after,
-    }
+def _outcome_at(
+    report: TaskReport, firsts: dict[str, TaskReport], outcomes: dict[str, ReportOutcome]
+) -> ReportOutcome:
+    """A task reported again in the same batch gets its first report's outcome, or 409 for another state."""
+    task_id = report.task_id
+    outcome = outcomes.get(task_id) or ReportOutcome(task_id, 404, f"unknown task_id {task_id!r}")
+    first = firsts[task_id]
+    if report is not first and report.state != first.state and outcome.ok:
+        return ReportOutcome(task_id, 409, f"reported as {first.state!r} earlier in this batch")
+    return outcome

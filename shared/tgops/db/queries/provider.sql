@@ -48,14 +48,9 @@ WHERE id = %(order_id)s;
 
 -- name: lease_tasks
 -- available_at is leased_until while leased, so an expired lease is pullable through the same index.
-WITH picked AS (
-    SELECT id, telegram_account_id
-    FROM telegram_tasks
-    WHERE status IN ('queued', 'leased', 'pending') AND available_at <= now()
-    ORDER BY available_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
+-- The rows are matched by ctid: this statement has just locked them, so the versions it found stay
+-- current (a row changed between the snapshot and the lock is left for the next pull). link and
+-- post_id come out of the payload here, so the caller does not decode every payload.
 UPDATE telegram_tasks AS t
 SET status = 'leased',
     leased_until = now() + make_interval(secs => %(lease_sec)s),
@@ -63,47 +58,65 @@ SET status = 'leased',
     attempt = t.attempt + 1,
     lease_version = t.lease_version + 1,
     updated_at = now()
-FROM picked LEFT JOIN telegram_accounts a ON a.id = picked.telegram_account_id
-WHERE t.id = picked.id
-RETURNING t.id, t.order_id, t.action, t.link_hash, t.provider_account_id, a.phone, t.per_call, t.payload,
+WHERE t.ctid = ANY(ARRAY(
+    SELECT ctid
+    FROM telegram_tasks
+    WHERE status IN ('queued', 'leased', 'pending') AND available_at <= now()
+    ORDER BY available_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+))
+RETURNING t.id, t.order_id, t.action, t.link_hash, t.provider_account_id,
+          (SELECT a.phone FROM telegram_accounts a WHERE a.id = t.telegram_account_id) AS phone,
+          t.per_call, t.payload ->> 'link' AS link, (t.payload ->> 'post_id')::bigint AS post_id,
           t.attempt, t.lease_version, t.leased_until;
 
--- name: lock_tasks_for_report
--- Ordered, so two batches reporting overlapping tasks lock them in the same order (no deadlock).
-SELECT id, order_id, action, link_hash, telegram_account_id, status, lease_version, reported_lease_version,
-       per_call
-FROM telegram_tasks
-WHERE id = ANY(%(ids)s::char(26)[])
-ORDER BY id
-FOR UPDATE;
+-- name: finish_reported_tasks
+-- Applies a batch of reports in one statement, and only to tasks the reported lease still holds
+-- (leased or pending, same lease_version when the report names one). Row locks are taken in the
+-- order of the reports, which the caller sorts by id, so two batches sharing tasks cannot deadlock.
+-- status: done / failed (final), queued (failed with retry_after), pending (still working: lease
+-- extended). reported_lease_version records which lease a final or requeueing report belonged to.
+UPDATE telegram_tasks AS t
+SET status = r.status,
+    result = r.result,
+    provider_task_id = coalesce(r.provider_task_id, t.provider_task_id),
+    reported_lease_version = CASE WHEN r.status = 'pending' THEN t.reported_lease_version ELSE t.lease_version END,
+    finished_at = CASE WHEN r.status IN ('done', 'failed') THEN now() END,
+    leased_until = CASE r.status
+        WHEN 'queued' THEN NULL
+        WHEN 'pending' THEN now() + make_interval(secs => %(lease_sec)s)
+        ELSE t.leased_until END,
+    available_at = CASE r.status
+        WHEN 'queued' THEN now() + make_interval(secs => coalesce(r.retry_after, 0))
+        WHEN 'pending' THEN now() + make_interval(secs => %(lease_sec)s)
+        ELSE t.available_at END,
+    updated_at = now()
+FROM jsonb_to_recordset(%(reports)s)
+    AS r (task_id char(26), status text, lease_version integer, result jsonb, retry_after integer,
+          provider_task_id text)
+WHERE t.id = r.task_id
+  AND t.status IN ('leased', 'pending')
+  AND (r.lease_version IS NULL OR t.lease_version = r.lease_version)
+RETURNING t.id, t.order_id, t.action, t.link_hash, t.telegram_account_id, t.per_call;
 
--- name: record_task_reports
--- status: done / failed (final), queued (failed with retry_after), pending (still working: lease extended).
--- Done tasks then take their per_call off their order's remains; the orders are locked in id order
--- first, so concurrent report batches touching the same orders cannot deadlock.
-WITH reported AS (
-    UPDATE telegram_tasks AS t
-    SET status = r.status,
-        result = r.result,
-        provider_task_id = coalesce(r.provider_task_id, t.provider_task_id),
-        reported_lease_version = CASE WHEN r.status = 'pending' THEN t.reported_lease_version ELSE t.lease_version END,
-        finished_at = CASE WHEN r.status IN ('done', 'failed') THEN now() END,
-        leased_until = CASE r.status
-            WHEN 'queued' THEN NULL
-            WHEN 'pending' THEN now() + make_interval(secs => %(lease_sec)s)
-            ELSE t.leased_until END,
-        available_at = CASE r.status
-            WHEN 'queued' THEN now() + make_interval(secs => coalesce(r.retry_after, 0))
-            WHEN 'pending' THEN now() + make_interval(secs => %(lease_sec)s)
-            ELSE t.available_at END,
-        updated_at = now()
-    FROM jsonb_to_recordset(%(reports)s::jsonb)
-        AS r (task_id char(26), status text, result jsonb, provider_task_id text, retry_after double precision)
-    WHERE t.id = r.task_id
-    RETURNING t.order_id, t.per_call, t.status
-),
-done AS (
-    SELECT order_id, sum(per_call)::int AS quantity FROM reported WHERE status = 'done' GROUP BY order_id
+-- name: reported_tasks_not_applied
+-- Why reports matched no lease: unknown task, already finished, leased again, or not leased.
+SELECT id, status, lease_version, reported_lease_version
+FROM telegram_tasks
+WHERE id = ANY(%(ids)s::char(26)[]);
+
+-- name: fail_lost_reservations
+-- A done report whose account reservation was taken over: the task fails instead, and is not counted.
+UPDATE telegram_tasks
+SET status = 'failed', result = jsonb_set(result, '{error}', '"reservation_lost"')
+WHERE id = ANY(%(ids)s::char(26)[]);
+
+-- name: take_done_from_orders
+-- Orders are locked in id order first, so concurrent report batches touching the same orders
+-- cannot deadlock.
+WITH done AS (
+    SELECT * FROM jsonb_to_recordset(%(orders)s) AS d (order_id bigint, quantity integer)
 ),
 locked AS MATERIALIZED (
     SELECT o.id FROM provider_orders o JOIN done ON done.order_id = o.id ORDER BY o.id FOR UPDATE OF o
