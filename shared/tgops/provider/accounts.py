@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tgops.db.database import Database
+from tgops.db.params import jsonb
+
+if TYPE_CHECKING:
+    from tgops.db.database import Database
 
 
 class SyncedAccount(BaseModel):
@@ -44,7 +46,7 @@ async def sync_accounts(db: Database, items: list[Any]) -> SyncResult:
         accounts[account.provider_account_id] = account
     if accounts:
         rows = [account.model_dump() for account in accounts.values()]
-        await db.execute("upsert_telegram_accounts", {"accounts": Jsonb(rows)})
+        await db.execute("upsert_telegram_accounts", {"accounts": jsonb(rows)})
     result.synced = len(accounts)
     return result
 

@@ -7,19 +7,23 @@ of `remains`, so no more work is generated than the order still needs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 import logging
 import random
 from dataclasses import asdict, dataclass
 
-from psycopg.types.json import Jsonb
 from ulid import ULID
 
 from tgops.cache.client import RedisClient
 from tgops.config import Settings
-from tgops.db.database import Database, Row, Session
+from tgops.db.params import jsonb
 from tgops.provider import claims
 from tgops.provider.actions import ActionRules, link_hash, order_action, rules_for
+
+if TYPE_CHECKING:
+    from tgops.db.database import Database, Row, Session
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +127,7 @@ async def _generate_for_order(
             "telegram_account_id": account["id"],
             "provider_account_id": account["provider_account_id"],
             "per_call": min(order["per_call"], needed),
-            "payload": Jsonb({"link": order["link"], "post_id": order["post_id"]}),
+            "payload": jsonb({"link": order["link"], "post_id": order["post_id"]}),
         },
     )
     result.created += 1

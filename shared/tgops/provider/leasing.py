@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tgops.config import Settings
-from tgops.db.database import Database, Row
+
+if TYPE_CHECKING:
+    from tgops.db.database import Database, Row
 
 
 async def pull_tasks(db: Database, settings: Settings, limit: int) -> list[dict[str, Any]]:

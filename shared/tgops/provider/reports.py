@@ -24,16 +24,18 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from tgops.cache.client import RedisClient
 from tgops.config import Settings
-from tgops.db.database import Database, Row, Session
+from tgops.db.params import jsonb
 from tgops.provider import claims
 from tgops.provider.actions import ActionRules, rules_for
+
+if TYPE_CHECKING:
+    from tgops.db.database import Database, Row, Session
 
 TASK_ID_LENGTH = 26  # ULID
 FINAL_STATUSES = ("done", "failed")
@@ -110,7 +112,7 @@ async def finish_tasks(session: Session, reports: Sequence[TaskReport], lease_se
     if not reports:
         return {}
     records = [_record(report) for report in sorted(reports, key=lambda report: report.task_id)]
-    params = {"reports": Jsonb(records), "lease_sec": lease_sec}
+    params = {"reports": jsonb(records), "lease_sec": lease_sec}
     rows = await session.fetch_all("finish_reported_tasks", params)
     return {row["id"]: row for row in rows}
 
@@ -137,7 +139,7 @@ async def take_done_from_orders(session: Session, done_tasks: Iterable[Row]) -> 
         quantities[task["order_id"]] += task["per_call"]
     if quantities:
         orders = [{"order_id": order, "quantity": quantity} for order, quantity in sorted(quantities.items())]
-        await session.execute("take_done_from_orders", {"orders": Jsonb(orders)})
+        await session.execute("take_done_from_orders", {"orders": jsonb(orders)})
 
 
 def _first_reports(reports: Sequence[TaskReport]) -> dict[str, TaskReport]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tgops.db.database import Database
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tgops.db.database import Database
+
 
 STATUSES = ("queued", "leased", "pending", "done", "failed")
 

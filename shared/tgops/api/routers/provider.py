@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
+from tgops.api.auth import ErrorResponse
 from tgops.api.deps import RuntimeDep
 from tgops.cache.errors import RedisUnavailable
 from tgops.config import PLACEHOLDER
@@ -31,17 +32,66 @@ def require_provider_token(
         raise HTTPException(401, "missing or wrong X-Provider-Token")
 
 
+class ProviderError(BaseModel):
+    """Why a provider request was refused (seed 002's `{"ok": false, ...}` shape)."""
+
+    ok: bool = False
+    error: str
+
+
+class RequestValidationErrorBody(BaseModel):
+    """FastAPI's own answer to a body that does not fit the declared model."""
+
+    detail: list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ProviderError | ErrorResponse, "description": "a limit out of range, or a body that is not JSON"},
+    401: {"model": ErrorResponse, "description": "missing or wrong X-Provider-Token"},
+    404: {"model": ProviderError, "description": "unknown task_id"},
+    409: {"model": ProviderError, "description": "the report's lease has expired and the task was leased again"},
+    422: {"model": ProviderError | RequestValidationErrorBody, "description": "a field is missing or wrong"},
+    503: {"model": ProviderError, "description": "Postgres or Redis unavailable: nothing applied, retry"},
+}
+
 router = APIRouter(
-    prefix="/api/provider/telegram", tags=["provider"], dependencies=[Depends(require_provider_token)]
+    prefix="/api/provider/telegram",
+    tags=["provider"],
+    dependencies=[Depends(require_provider_token)],
+    responses=ERROR_RESPONSES,
 )
+
+# The documented bounds are the default `provider_max_batch`; the handlers check the configured one.
+MAX_BATCH_DOCUMENTED = 1000
 
 
 class AccountsSyncRequest(BaseModel):
-    accounts: list[Any]
+    accounts: list[Any] = Field(json_schema_extra={"maxItems": MAX_BATCH_DOCUMENTED})
+
+
+def json_integer(value: Any) -> Any:
+    """A JSON Schema integer: 5 or 5.0, never true/false or "5" (pydantic's lax int takes those)."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
 
 
 class PullRequest(BaseModel):
-    limit: int = DEFAULT_PULL_LIMIT
+    limit: JsonInt = Field(DEFAULT_PULL_LIMIT, json_schema_extra={"minimum": 1, "maximum": MAX_BATCH_DOCUMENTED})
+
+
+def report_body_schema() -> dict[str, Any]:
+    """One report, or `{"reports": [...]}` whose items are checked one by one and answered per item."""
+    single = TaskReport.model_json_schema() | {"not": {"required": ["reports"]}}
+    batch = {
+        "type": "object",
+        "required": ["reports"],
+        "properties": {"reports": {"type": "array", "maxItems": MAX_BATCH_DOCUMENTED, "items": {}}},
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"anyOf": [single, batch]}}}}}
 
 
 def refuse(status: int, reason: str) -> JSONResponse:
@@ -92,7 +142,7 @@ async def tasks_pull(runtime: RuntimeDep, request: PullRequest | None = None) ->
     return {"ok": True, "tasks": tasks, "count": len(tasks)}
 
 
-@router.post("/tasks/report")
+@router.post("/tasks/report", openapi_extra=report_body_schema())
 async def tasks_report(runtime: RuntimeDep, body: Annotated[dict[str, Any], Body()]) -> Any:
     """One report (answered `{"ok": true}`), or `{"reports": [...]}` answered per item."""
     if "reports" in body:
