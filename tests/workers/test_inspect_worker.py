@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from tests.fakes.mtproto_pool import *  # noqa: F403
 from tests.fakes.panel_server import FakePanel
+from tests.helpers.emf import enable_metrics, totals
 from tgops.config import PLACEHOLDER, ServiceRule
 from tgops.orders.panel import HttpPanel
 from tgops.orders.polling import OrderPoller
@@ -20,8 +21,9 @@ PANEL_KEY = "panel-key"
 
 
 async def test_panel_orders_end_depends_ok_or_depends_failed_through_the_worker(
-    pool_settings, db, add_accounts, telegram
+    pool_settings, db, add_accounts, telegram, monkeypatch, capsys
 ):
+    enable_metrics(monkeypatch)
     telegram.add_channel("good_channel", title="Good")
     telegram.add_invite("AbCdEf123456", title="Secret club")
     await add_accounts(2)
@@ -73,3 +75,9 @@ async def test_panel_orders_end_depends_ok_or_depends_failed_through_the_worker(
     row = await db.fetch_one("provider_order_by_remote_id", {"remote_order_id": private_for_public_service})
     assert row["provider_last_error"] == "the chat is private; this service needs a public one"
     assert {call.request for call in telegram.calls} >= {"ResolveUsernameRequest", "CheckChatInviteRequest"}
+    pool_outcomes = {  # published on the way out: one lookup per group
+        dict(dimensions)["outcome"]: value
+        for (name, dimensions), value in totals(capsys.readouterr().out).items()
+        if name == "MtprotoPoolOutcomes"
+    }
+    assert pool_outcomes == {"ok": 3, "definite": 1}

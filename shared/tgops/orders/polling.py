@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from tgops import metrics
 from tgops.cache import keys
 from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
@@ -99,6 +100,7 @@ class OrderPoller:
                 await self._poll_status(status, report)
             finally:
                 await lock.release()
+        publish_report(report)
         return report
 
     async def _poll_status(self, status: str, report: PollReport) -> None:
@@ -197,6 +199,24 @@ class OrderPoller:
             await lock.release()
         report.dispatched += 1
         return None
+
+
+def publish_report(report: PollReport) -> None:
+    """One poll run's counts as metrics, zeros included: a dashboard tells "none" from "no run"."""
+    metrics.publish(
+        {
+            "PollRuns": 1,
+            "OrdersFetched": report.fetched,
+            "OrdersStored": report.stored,
+            "OrdersDispatched": report.dispatched,
+            "OrdersMalformed": report.malformed,
+            "OrdersInvalidLink": report.invalid_links,
+            "PanelErrors": report.panel_errors,
+            "PollStatusesLocked": len(report.locked_statuses),
+        }
+    )
+    for reason, skipped in report.skipped.items():
+        metrics.count("OrdersSkipped", skipped, reason=reason)
 
 
 def skip_reason(row: dict[str, Any]) -> str | None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
+from tgops import metrics
 from tgops.cache import keys
 from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
@@ -43,40 +44,49 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_RULE = ServiceRule()
+VALIDATION_METRIC = "OrderValidations"  # orders, by outcome: depends_ok, depends_failed, retry, gave_up
 
 
 @dataclass(frozen=True)
 class Verdict:
     status: Literal["depends_ok", "depends_failed"]
     reason: str | None = None
+    code: str | None = None  # the reason as a short fixed word, for metrics
 
 
 def judge(result: InspectionResult, rule: ServiceRule) -> Verdict:
     """The verdict of a definite inspection under one service's rule."""
     if not result.exists:
-        return Verdict("depends_failed", result.reason or result.error_code or "the link leads nowhere")
+        return Verdict(
+            "depends_failed",
+            result.reason or result.error_code or "the link leads nowhere",
+            (result.error_code or "not_found").lower(),
+        )
     if rule.link_kinds is not None and result.link_kind not in rule.link_kinds:
         return Verdict(
-            "depends_failed", f"a {result.link_kind} link; this service takes {', '.join(rule.link_kinds)}"
+            "depends_failed",
+            f"a {result.link_kind} link; this service takes {', '.join(rule.link_kinds)}",
+            "link_kind",
         )
     if rule.chat_types is not None and result.chat_type not in rule.chat_types:
         return Verdict(
             "depends_failed",
             f"a {result.chat_type or 'unknown'} chat; this service takes {', '.join(rule.chat_types)}",
+            "chat_type",
         )
     if rule.visibility == "public" and result.is_private:
-        return Verdict("depends_failed", "the chat is private; this service needs a public one")
+        return Verdict("depends_failed", "the chat is private; this service needs a public one", "private")
     if rule.visibility == "private" and result.is_private is False:
-        return Verdict("depends_failed", "the chat is public; this service needs a private one")
+        return Verdict("depends_failed", "the chat is public; this service needs a private one", "public")
     if result.paid and not rule.allow_paid:
-        return Verdict("depends_failed", "the chat needs a paid subscription")
+        return Verdict("depends_failed", "the chat needs a paid subscription", "paid")
     if result.join_request and not rule.allow_join_request:
-        return Verdict("depends_failed", "joining the chat needs an admin's approval")
+        return Verdict("depends_failed", "joining the chat needs an admin's approval", "join_request")
     is_bot = bool(result.is_bot) or result.chat_type == "bot"
     if rule.bot == "required" and not is_bot:
-        return Verdict("depends_failed", "not a bot; this service needs a bot")
+        return Verdict("depends_failed", "not a bot; this service needs a bot", "not_bot")
     if rule.bot == "forbidden" and is_bot:
-        return Verdict("depends_failed", "a bot; this service does not take bots")
+        return Verdict("depends_failed", "a bot; this service does not take bots", "bot")
     return Verdict("depends_ok")
 
 
@@ -143,6 +153,8 @@ class GroupValidator:
                 "orders %s: %s%s", ids, verdict.status, f" ({verdict.reason})" if verdict.reason else "",
                 extra={"order_ids": ids, "status": verdict.status, "reason": verdict.reason, "group": group},
             )  # fmt: skip
+            reason = {"reason": verdict.code} if verdict.code else {}
+            metrics.count(VALIDATION_METRIC, len(ids), outcome=verdict.status, **reason)
             ids = await self._claim(job)  # the rest of the group beyond one claim batch
 
     async def _claim(self, job: ValidateOrderGroup) -> list[int]:
@@ -183,6 +195,7 @@ class GroupValidator:
         if attempt >= self._settings.inspect_max_tries:
             raise await self._give_up(job, ids, reason, message)
         await self._db.execute("record_validation_retry", {"ids": ids, "error": reason})
+        metrics.count(VALIDATION_METRIC, len(ids), outcome="retry")
         backoff = self._settings.inspect_backoff_sec
         delay = min(backoff[min(attempt, len(backoff)) - 1], MAX_DELAY_SEC)
         log.info(
@@ -210,6 +223,7 @@ class GroupValidator:
             reason,
             extra={"order_ids": ids, "reason": reason, "sqs_message_id": message.message_id},
         )
+        metrics.count(VALIDATION_METRIC, len(ids), outcome="gave_up")
         # Visible again at once: its next receive is past SQS's maxReceiveCount, which moves it to the DLQ.
         return RetryLater(0, f"validation gave up: {reason}")
 
