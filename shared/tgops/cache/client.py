@@ -56,7 +56,39 @@ class RedisClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-class RedisPyClient:
+class _DriverClient:
+    """The commands both drivers spell alike; each subclass sets `_redis` and translates errors in `_run`."""
+
+    _redis: Any
+
+    async def _run(self, call: Awaitable[T]) -> T:
+        raise NotImplementedError
+
+    async def get(self, key: str) -> str | None:
+        return await self._run(self._redis.get(key))
+
+    async def set(
+        self, key: str, value: str | int, *, nx: bool = False, ex: int | None = None, px: int | None = None
+    ) -> bool:
+        return bool(await self._run(self._redis.set(key, value, nx=nx, ex=ex, px=px)))
+
+    async def delete(self, *keys: str) -> int:
+        return await self._run(self._redis.delete(*keys)) if keys else 0
+
+    async def pttl(self, key: str) -> int:
+        return await self._run(self._redis.pttl(key))
+
+    async def incr(self, key: str) -> int:
+        return await self._run(self._redis.incr(key))
+
+    async def expire(self, key: str, seconds: int) -> bool:
+        return bool(await self._run(self._redis.expire(key, seconds)))
+
+    async def script_load(self, script: str) -> str:
+        return await self._run(self._redis.script_load(script))
+
+
+class RedisPyClient(_DriverClient):
     """redis-py over a pooled TCP connection (workers, local runs)."""
 
     def __init__(
@@ -95,31 +127,8 @@ class RedisPyClient:
         except exceptions.RedisError as error:
             raise RedisCommandError(str(error)) from error
 
-    async def get(self, key: str) -> str | None:
-        return await self._run(self._redis.get(key))
-
-    async def set(
-        self, key: str, value: str | int, *, nx: bool = False, ex: int | None = None, px: int | None = None
-    ) -> bool:
-        return bool(await self._run(self._redis.set(key, value, nx=nx, ex=ex, px=px)))
-
-    async def delete(self, *keys: str) -> int:
-        return await self._run(self._redis.delete(*keys)) if keys else 0
-
-    async def pttl(self, key: str) -> int:
-        return await self._run(self._redis.pttl(key))
-
-    async def incr(self, key: str) -> int:
-        return await self._run(self._redis.incr(key))
-
-    async def expire(self, key: str, seconds: int) -> bool:
-        return bool(await self._run(self._redis.expire(key, seconds)))
-
     async def evalsha(self, sha: str, keys: list[str], args: list) -> Any:
         return await self._run(self._redis.evalsha(sha, len(keys), *keys, *args))
-
-    async def script_load(self, script: str) -> str:
-        return await self._run(self._redis.script_load(script))
 
     async def ping(self) -> bool:
         return bool(await self._run(self._redis.ping()))
@@ -128,7 +137,7 @@ class RedisPyClient:
         await self._redis.aclose()
 
 
-class UpstashClient:
+class UpstashClient(_DriverClient):
     """upstash-redis over HTTPS: no connection to hold, so it suits Lambda."""
 
     def __init__(self, url: str, token: str, *, timeout_sec: float = DEFAULT_TIMEOUT_SEC) -> None:
@@ -152,31 +161,8 @@ class UpstashClient:
         except (httpx.HTTPError, json.JSONDecodeError, TimeoutError) as error:
             raise RedisUnavailable(str(error) or type(error).__name__) from error
 
-    async def get(self, key: str) -> str | None:
-        return await self._run(self._redis.get(key))
-
-    async def set(
-        self, key: str, value: str | int, *, nx: bool = False, ex: int | None = None, px: int | None = None
-    ) -> bool:
-        return bool(await self._run(self._redis.set(key, value, nx=nx, ex=ex, px=px)))
-
-    async def delete(self, *keys: str) -> int:
-        return await self._run(self._redis.delete(*keys)) if keys else 0
-
-    async def pttl(self, key: str) -> int:
-        return await self._run(self._redis.pttl(key))
-
-    async def incr(self, key: str) -> int:
-        return await self._run(self._redis.incr(key))
-
-    async def expire(self, key: str, seconds: int) -> bool:
-        return bool(await self._run(self._redis.expire(key, seconds)))
-
     async def evalsha(self, sha: str, keys: list[str], args: list) -> Any:
         return await self._run(self._redis.evalsha(sha, keys, args))
-
-    async def script_load(self, script: str) -> str:
-        return await self._run(self._redis.script_load(script))
 
     async def ping(self) -> bool:
         return await self._run(self._redis.ping()) == "PONG"

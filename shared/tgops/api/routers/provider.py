@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -11,10 +10,9 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
-from tgops.api.auth import ErrorResponse
+from tgops.api.auth import ErrorResponse, secrets_match
 from tgops.api.deps import RuntimeDep
 from tgops.cache.errors import RedisUnavailable
-from tgops.config import PLACEHOLDER
 from tgops.db.errors import DatabaseUnavailable
 from tgops.provider.accounts import sync_accounts
 from tgops.provider.leasing import pull_tasks
@@ -26,9 +24,7 @@ DEFAULT_PULL_LIMIT = 100
 def require_provider_token(
     runtime: RuntimeDep, x_provider_token: Annotated[str | None, Header()] = None
 ) -> None:
-    expected = runtime.settings.provider_token.get_secret_value()
-    configured = expected not in ("", PLACEHOLDER)
-    if not (x_provider_token and configured and hmac.compare_digest(x_provider_token.encode(), expected.encode())):
+    if not secrets_match(x_provider_token, runtime.settings.provider_token.get_secret_value()):
         raise HTTPException(401, "missing or wrong X-Provider-Token")
 
 
