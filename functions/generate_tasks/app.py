@@ -1,15 +1,6 @@
 """Lambda entrypoint of the `generate_tasks` schedule: one task generation run per EventBridge tick."""
 
-import asyncio
-
-from tgops.config import get_settings
 from tgops.provider.generation import run
-from tgops.runtime import Runtime
+from tgops.runtime import scheduled_handler
 
-# One loop and one Runtime per container: warm invocations reuse the Postgres pool and Redis client.
-loop = asyncio.new_event_loop()
-runtime = Runtime(get_settings())
-
-
-def handler(event, context):
-    return loop.run_until_complete(run(runtime))
+handler = scheduled_handler(run)

@@ -7,8 +7,9 @@ workers open them at start-up. Nothing connects at import time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tgops.config import Settings
 
@@ -88,3 +89,17 @@ async def _run_check(check) -> dict[str, str]:
     except Exception as error:  # a health check reports every failure rather than raising
         return {"status": "down", "error": f"{type(error).__name__}: {str(error)[:200]}"}
     return {"status": status}
+
+
+def scheduled_handler(job: Callable[[Runtime], Awaitable[Any]]) -> Callable[[dict, Any], Any]:
+    """A Lambda handler running `job(runtime)` per EventBridge tick. One event loop and one Runtime
+    per container, so warm invocations reuse the Postgres pool and the Redis client."""
+    from tgops.config import get_settings
+
+    loop = asyncio.new_event_loop()
+    runtime = Runtime(get_settings())
+
+    def handler(event: dict, context: Any) -> Any:
+        return loop.run_until_complete(job(runtime))
+
+    return handler
