@@ -115,6 +115,16 @@ def redis_url(redis_server_url: str) -> str:
 
 
 @pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator["RedisPyClient"]:  # noqa: F821
+    """A redis-py client of the package on this test's Redis."""
+    from tgops.cache.client import RedisPyClient
+
+    client = RedisPyClient(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
 def settings(database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings pointing at this test's database and Redis; `get_settings()` returns them too."""
     monkeypatch.setenv("TGOPS_ENV", "test")

@@ -102,4 +102,10 @@ def scheduled_handler(job: Callable[[Runtime], Awaitable[Any]]) -> Callable[[dic
     def handler(event: dict, context: Any) -> Any:
         return loop.run_until_complete(job(runtime))
 
+    def close() -> None:
+        """Close the connections and the loop (a Lambda container never needs to; tests do)."""
+        loop.run_until_complete(runtime.close())
+        loop.close()
+
+    handler.close = close
     return handler

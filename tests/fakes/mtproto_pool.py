@@ -4,17 +4,15 @@ Import them into a test module or conftest: `from tests.fakes.mtproto_pool impor
 """
 
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
-from tgops.cache.client import RedisPyClient
 from tgops.telegram.accounts import MtprotoAccounts
 from tgops.telegram.pool import MtprotoPool
 from tgops.telegram.sessions import SessionCipher
 
 from tests.fakes.telethon_client import FakeTelegram
 
-__all__ = ["add_accounts", "cipher", "make_pool", "pool_settings", "redis_client", "sessions", "telegram"]
+__all__ = ["add_accounts", "cipher", "make_pool", "pool_settings", "sessions", "telegram"]
 
 FAST = {
     "proxy_throttle_sec": 0.01,
@@ -27,13 +25,6 @@ FAST = {
 @pytest.fixture
 def pool_settings(settings):
     return settings.model_copy(update=FAST)
-
-
-@pytest.fixture
-async def redis_client(redis_url) -> AsyncIterator[RedisPyClient]:
-    client = RedisPyClient(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

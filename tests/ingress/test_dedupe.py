@@ -16,10 +16,8 @@ TTL_SEC = 300
 
 
 @pytest.fixture
-async def redis(redis_url):
-    client = RedisPyClient(redis_url)
-    yield client
-    await client.aclose()
+def redis(redis_client):
+    return redis_client
 
 
 @pytest.fixture

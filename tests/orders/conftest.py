@@ -34,10 +34,8 @@ def order_settings(settings: Settings, panel: FakePanel) -> Settings:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[RedisPyClient]:
-    client = RedisPyClient(redis_url)
-    yield client
-    await client.aclose()
+def redis(redis_client: RedisPyClient) -> RedisPyClient:
+    return redis_client
 
 
 @pytest.fixture

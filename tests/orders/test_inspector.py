@@ -8,7 +8,7 @@ from tgops.orders.inspector import Inspector
 from tgops.telegram.bot_api import BotApiChats
 
 from tests.fakes.bot_api_http import FakeBotApiHttp, error
-from tests.fakes.mtproto_pool import *
+from tests.fakes.mtproto_pool import *  # noqa: F403
 
 CHANNEL = {
     "id": -1001234,

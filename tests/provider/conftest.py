@@ -8,18 +8,10 @@ import httpx
 import psycopg
 import pytest
 from tgops.api.app import create_app
-from tgops.cache.client import RedisPyClient
 from tgops.config import Settings
 from tgops.runtime import Runtime
 
 PROVIDER_TOKEN = "test-provider_token"  # what tests/conftest.py's `settings` sets
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[RedisPyClient]:
-    client = RedisPyClient(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -39,8 +39,7 @@ def test_generate_tasks_lambda_runs_one_generation(database_url, settings):
     try:
         summary = module.handler({"source": "aws.events"}, None)
     finally:
-        module.loop.run_until_complete(module.runtime.close())
-        module.loop.close()
+        module.handler.close()
 
     assert summary["generated"]["created"] == 1
     assert summary["tasks"]["queued"] == 1

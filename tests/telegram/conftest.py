@@ -1,1 +1,1 @@
-from tests.fakes.mtproto_pool import *
+from tests.fakes.mtproto_pool import *  # noqa: F403
