@@ -28,7 +28,6 @@ import logging
 import random
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from tgops.cache.lock import TokenLock
 from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.db.migrate import apply_migrations
-from tgops.local.services import LocalPostgres, LocalRedis
+from tgops.local.services import LocalPostgres, throwaway_postgres_and_redis
 from tgops.orders.inspector import Inspector
 from tgops.telegram.accounts import MtprotoAccounts
 from tgops.telegram.pool import MtprotoPool
@@ -309,36 +308,28 @@ async def main() -> None:
     rng = random.Random(42)
     links, jobs = make_backlog(rng)
     cipher = SessionCipher(KEY)
-    with tempfile.TemporaryDirectory(prefix="tgops-bench-") as directory:
-        Path(directory).chmod(0o755)
-        postgres = LocalPostgres(Path(directory) / "postgres", durable=False)
-        redis_server = LocalRedis(Path(directory) / "redis", durable=False)
-        postgres.start()
-        redis_url = redis_server.start()
-        try:
-            settings = Settings(
-                session_encryption_key=KEY,
-                proxy_mode="rotating",
-                proxy_throttle_sec=2 * TIME_SCALE,
-                database_url=postgres.url(),
-                redis_url=redis_url,
-            )
-            limit_per_sec = ACCOUNTS / settings.proxy_throttle_sec
+    with throwaway_postgres_and_redis() as (postgres, redis_server):
+        redis_url = redis_server.url()
+        settings = Settings(
+            session_encryption_key=KEY,
+            proxy_mode="rotating",
+            proxy_throttle_sec=2 * TIME_SCALE,
+            database_url=postgres.url(),
+            redis_url=redis_url,
+        )
+        limit_per_sec = ACCOUNTS / settings.proxy_throttle_sec
 
-            _, db = await fresh_state(postgres, redis_url, "bench_tgops", cipher)
-            redis = RedisPyClient(redis_url)
-            ours = await run_tgops(settings, db, redis, jobs, make_telegram(links, 1), cipher)
-            await redis.aclose()
-            await db.close()
+        _, db = await fresh_state(postgres, redis_url, "bench_tgops", cipher)
+        redis = RedisPyClient(redis_url)
+        ours = await run_tgops(settings, db, redis, jobs, make_telegram(links, 1), cipher)
+        await redis.aclose()
+        await db.close()
 
-            _, db = await fresh_state(postgres, redis_url, "bench_predecessor", cipher)
-            redis = RedisPyClient(redis_url)
-            theirs = await run_predecessor(settings, db, redis, jobs, make_telegram(links, 1))
-            await redis.aclose()
-            await db.close()
-        finally:
-            redis_server.stop()
-            postgres.stop()
+        _, db = await fresh_state(postgres, redis_url, "bench_predecessor", cipher)
+        redis = RedisPyClient(redis_url)
+        theirs = await run_predecessor(settings, db, redis, jobs, make_telegram(links, 1))
+        await redis.aclose()
+        await db.close()
 
     calls_per_sec = ours["mtproto_calls"] / ours["calling_sec"]
     print(

@@ -21,11 +21,9 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -33,7 +31,7 @@ from psycopg import sql
 from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.db.migrate import apply_migrations
-from tgops.local.services import LocalPostgres, LocalRedis, free_port, wait_for_port
+from tgops.local.services import LocalPostgres, free_port, throwaway_postgres_and_redis, wait_for_port
 from tgops.provider.leasing import pull_tasks
 from tgops.provider.reports import TaskReport, finish_tasks, take_done_from_orders
 
@@ -201,26 +199,18 @@ async def pull_ms(url: str) -> float:
 
 
 async def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="tgops-bench-") as directory:
-        Path(directory).chmod(0o755)
-        postgres = LocalPostgres(Path(directory) / "postgres", durable=False)
-        redis_server = LocalRedis(Path(directory) / "redis", durable=False)
-        postgres.start()
-        redis_url = redis_server.start()
-        try:
-            tgops_rate = await tgops_lease_and_complete(create_database(postgres, "bench_tgops"), DB_LEVEL_JOBS)
-            pgqueuer_rate = await pgqueuer_dequeue_and_ack(
-                create_database(postgres, "bench_pgqueuer", migrate=False), DB_LEVEL_JOBS
-            )
-            http_rate = await http_reports_per_sec(create_database(postgres, "bench_http"), redis_url)
-            small = create_database(postgres, "bench_pull_10k")
-            seed_tasks(small, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=10_000 - PULL_SIZE * PULL_REPEATS)
-            large = create_database(postgres, "bench_pull_1m")
-            seed_tasks(large, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=1_000_000 - PULL_SIZE * PULL_REPEATS)
-            small_ms, large_ms = await pull_ms(small), await pull_ms(large)
-        finally:
-            redis_server.stop()
-            postgres.stop()
+    with throwaway_postgres_and_redis() as (postgres, redis_server):
+        redis_url = redis_server.url()
+        tgops_rate = await tgops_lease_and_complete(create_database(postgres, "bench_tgops"), DB_LEVEL_JOBS)
+        pgqueuer_rate = await pgqueuer_dequeue_and_ack(
+            create_database(postgres, "bench_pgqueuer", migrate=False), DB_LEVEL_JOBS
+        )
+        http_rate = await http_reports_per_sec(create_database(postgres, "bench_http"), redis_url)
+        small = create_database(postgres, "bench_pull_10k")
+        seed_tasks(small, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=10_000 - PULL_SIZE * PULL_REPEATS)
+        large = create_database(postgres, "bench_pull_1m")
+        seed_tasks(large, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=1_000_000 - PULL_SIZE * PULL_REPEATS)
+        small_ms, large_ms = await pull_ms(small), await pull_ms(large)
     print(json.dumps({
         "db_lease_complete_tasks_per_sec": round(tgops_rate),
         "pgqueuer_dequeue_ack_jobs_per_sec": round(pgqueuer_rate),

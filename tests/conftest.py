@@ -41,7 +41,6 @@ def load_event(name: str) -> dict:
 @pytest.fixture(scope="session")
 def service_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="tgops-test-") as directory:
-        Path(directory).chmod(0o755)
         yield Path(directory)
 
 

@@ -11,7 +11,10 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,3 +190,20 @@ class LocalSqs:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
+
+
+@contextmanager
+def throwaway_postgres_and_redis() -> Iterator[tuple[LocalPostgres, LocalRedis]]:
+    """A started Postgres and Redis in a temporary directory, stopped and removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="tgops-") as directory:
+        postgres = LocalPostgres(Path(directory) / "postgres", durable=False)
+        redis = LocalRedis(Path(directory) / "redis", durable=False)
+        postgres.start()
+        try:
+            redis.start()
+            try:
+                yield postgres, redis
+            finally:
+                redis.stop()
+        finally:
+            postgres.stop()
