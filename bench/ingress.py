@@ -54,7 +54,7 @@ def serve(port: int, redis_url: str, sqs_endpoint: str | None) -> None:
     import uvicorn
     from fastapi import FastAPI, Request
 
-    from tgops.api.app import create_app
+    from tgops.api.app import create_app, freeze_loaded_objects
     from tgops.config import Settings
     from tgops.messaging.sqs import check_send, find_spec
     from tgops.messaging.topology import QUEUES
@@ -72,14 +72,6 @@ def serve(port: int, redis_url: str, sqs_endpoint: str | None) -> None:
             self.sent += 1
             return str(self.sent)
 
-    class InProcessQueuesRuntime(Runtime):
-        """A dependency override would cost FastAPI a signature analysis on every request."""
-
-        def queues(self) -> CountingQueues:
-            if self._queues is None:
-                self._queues = CountingQueues()
-            return self._queues
-
     settings = Settings(
         _env_file=None, redis_url=redis_url, telegram_webhook_secret=SECRET, sqs_endpoint_url=sqs_endpoint
     )
@@ -87,7 +79,7 @@ def serve(port: int, redis_url: str, sqs_endpoint: str | None) -> None:
         runtime = Runtime(settings)
         runtime.queues().ensure_queues()
     else:
-        runtime = InProcessQueuesRuntime(settings)
+        runtime = Runtime(settings, queue_sender=CountingQueues())
     queues = runtime.queues()
     app: FastAPI = create_app(runtime)
 
@@ -103,6 +95,7 @@ def serve(port: int, redis_url: str, sqs_endpoint: str | None) -> None:
         depths = await asyncio.to_thread(queues.approximate_depths)
         return {"sent": depths["dm_queue"]["visible"] + depths["tgms_queue"]["visible"]}
 
+    freeze_loaded_objects()  # as the Lambda handler and `tgops dev` do
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

@@ -2,6 +2,7 @@
 
 from mangum import Mangum
 
-from tgops.api.app import create_app
+from tgops.api.app import create_app, freeze_loaded_objects
 
 handler = Mangum(create_app(), lifespan="off")
+freeze_loaded_objects()

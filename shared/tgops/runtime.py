@@ -16,7 +16,7 @@ from tgops.config import Settings
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.db.database import Database
-    from tgops.messaging.sqs import SqsQueues
+    from tgops.messaging.sqs import InMemoryQueues, SqsQueues
 
 HEALTH_CHECK_TIMEOUT_SEC = 2.0
 
@@ -24,9 +24,9 @@ HEALTH_CHECK_TIMEOUT_SEC = 2.0
 @dataclass
 class Runtime:
     settings: Settings
+    queue_sender: "SqsQueues | InMemoryQueues | None" = None  # SQS unless given (tests, benchmarks)
     _database: "Database | None" = field(default=None, init=False)
     _redis: "RedisClient | None" = field(default=None, init=False)
-    _queues: "SqsQueues | None" = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def database(self) -> "Database":
@@ -45,12 +45,12 @@ class Runtime:
             self._redis = create_redis(self.settings)
         return self._redis
 
-    def queues(self) -> "SqsQueues":
-        if self._queues is None:
+    def queues(self) -> "SqsQueues | InMemoryQueues":
+        if self.queue_sender is None:
             from tgops.messaging.sqs import SqsQueues
 
-            self._queues = SqsQueues(self.settings)
-        return self._queues
+            self.queue_sender = SqsQueues(self.settings)
+        return self.queue_sender
 
     async def health(self) -> dict[str, dict[str, str]]:
         checks = {"postgres": self._check_postgres, "redis": self._check_redis, "sqs": self._check_sqs}

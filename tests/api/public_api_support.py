@@ -10,7 +10,6 @@ import httpx
 from fastapi import FastAPI
 
 from tgops.api.app import create_app
-from tgops.api.deps import get_queues
 from tgops.config import Settings
 from tgops.messaging.sqs import InMemoryQueues
 from tgops.runtime import Runtime
@@ -25,9 +24,8 @@ class PublicApi:
 
 
 def build_app(settings: Settings) -> tuple[FastAPI, InMemoryQueues]:
-    app = create_app(Runtime(settings))
     queues = InMemoryQueues()
-    app.dependency_overrides[get_queues] = lambda: queues
+    app = create_app(Runtime(settings, queue_sender=queues))
     return app, queues
 
 

@@ -1,7 +1,6 @@
 """Schemathesis against the app's own OpenAPI schema: every operation, at least 100 generated requests
 each (valid and invalid, plus schemathesis' examples and coverage phases), over ASGI with real
-Postgres and Redis. Sends are recorded in memory (InMemoryQueues); what reads the queues themselves
-(health, DLQ administration) reads moto's SQS server.
+Postgres and Redis and moto's SQS server.
 
 Every response must have a documented status and a body matching its documented schema, never a
 5xx; valid requests must be accepted and invalid ones refused. Schemathesis is told the credentials
@@ -21,10 +20,9 @@ from schemathesis.config import SchemathesisConfig
 
 from tests.api.public_api_support import build_app
 from tgops.api.auth import hash_secret
-from tgops.api.deps import get_queues
 from tgops.config import Settings, get_settings
 from tgops.local.services import LocalSqs
-from tgops.messaging.sqs import InMemoryQueues, SqsQueues
+from tgops.messaging.sqs import SqsQueues
 from tgops.runtime import Runtime
 
 EXAMPLES_PER_OPERATION = 100
@@ -62,7 +60,7 @@ app.router.lifespan_context = close_runtime_on_shutdown
 
 @pytest.fixture(scope="module")
 def sqs_endpoint_url():
-    """moto's SQS server, for what reads the queues themselves (health, DLQ administration)."""
+    """moto's SQS server: the queues every operation sends to or reads."""
     server = LocalSqs()
     url = server.start()
     SqsQueues(Settings(sqs_endpoint_url=url)).ensure_queues()
@@ -90,8 +88,6 @@ async def fuzz_runtime(settings, db, sqs_endpoint_url, monkeypatch):
     monkeypatch.setattr("tgops.ingress.dlq.RECEIVE_WAIT_SEC", 0)
     get_settings.cache_clear()
     app.state.runtime = Runtime(get_settings())
-    queues = InMemoryQueues()
-    app.dependency_overrides[get_queues] = lambda: queues
 
 
 requests_sent: Counter[str] = Counter()

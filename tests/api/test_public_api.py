@@ -8,7 +8,6 @@ import redis
 
 from tests.api.public_api_support import public_api
 from tgops.api.api_keys import create_api_key
-from tgops.api.deps import get_queues
 from tgops.broadcast.jobs import BroadcastJob, PhotoContent, TextContent, UrlButton
 from tgops.broadcast.submit import fingerprint
 from tgops.cache import keys
@@ -123,7 +122,7 @@ async def test_a_broadcast_the_queue_cannot_take_answers_503_with_retry_after(ap
         async def send(self, queue, body, **_):
             raise QueueUnavailable("send to tgops-group_message_queue: endpoint down")
 
-    api.app.dependency_overrides[get_queues] = DownQueues
+    api.runtime.queue_sender = DownQueues()
     response = await api.client.post(SEND, json={"content": {"type": "text", "text": "x"}})
 
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
@@ -163,9 +162,9 @@ async def test_an_idempotency_key_whose_send_failed_can_be_retried(api):
         async def send(self, queue, body, **_):
             raise QueueUnavailable("endpoint down")
 
-    api.app.dependency_overrides[get_queues] = DownQueues
+    api.runtime.queue_sender = DownQueues()
     failed = await api.client.post(SEND, json=payload, headers=headers)
-    api.app.dependency_overrides[get_queues] = lambda: api.queues
+    api.runtime.queue_sender = api.queues
     retried = await api.client.post(SEND, json=payload, headers=headers)
 
     assert failed.status_code == 503

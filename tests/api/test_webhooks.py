@@ -16,7 +16,6 @@ from tests.conftest import load_event
 from tests.fakes.queues import RecordingQueues
 from tgops.api.app import create_app
 from tgops.api.auth import hash_secret
-from tgops.api.deps import get_queues
 from tgops.cache import keys
 from tgops.ingress.messages import MAIN_BOT_ID, TelegramUpdateReceived
 from tgops.local.services import free_port
@@ -30,11 +29,7 @@ BOT_SECRET = "bot-7-secret"
 
 @asynccontextmanager
 async def webhook_client(settings, queues: RecordingQueues):
-    app = create_app(Runtime(settings))
-    async def recorded_queues():
-        return queues
-
-    app.dependency_overrides[get_queues] = recorded_queues
+    app = create_app(Runtime(settings, queue_sender=queues))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         try:

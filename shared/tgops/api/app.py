@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -33,6 +35,16 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(provider_router.router)
     return app
+
+
+def freeze_loaded_objects() -> None:
+    """Take everything loaded so far out of the garbage collector's sight; call once the app is built.
+
+    The app, its routes and the libraries behind them live as long as the process, yet each full
+    collection would walk all of them while every request in flight waits (bench/ingress.py: webhook p99
+    at saturation about 80 ms without this, about 23 ms with it).
+    """
+    gc.freeze()
 
 
 async def dependency_not_configured(request: Request, error: SettingsError) -> JSONResponse:

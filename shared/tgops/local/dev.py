@@ -174,7 +174,7 @@ async def prepare_telegram(settings: Settings, db: Database, *, embedded_databas
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: bool = False) -> None:
-    from tgops.api.app import create_app
+    from tgops.api.app import create_app, freeze_loaded_objects
     from tgops.local.loops import background_tasks
     from tgops.orders.validation import close_shared_inspector
     from tgops.runtime import Runtime
@@ -185,6 +185,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: b
     server = _Server(
         uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port, log_level="warning")
     )
+    freeze_loaded_objects()
     tasks = [asyncio.create_task(server.serve(), name="api")]
     tasks += background_tasks(runtime, stop)
     log.info("tgops is up: http://%s:%s/health", settings.api_host, settings.api_port)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from tgops.api.api_keys import API_KEY_RESPONSES, ApiKeyDep
 from tgops.api.auth import ErrorResponse
-from tgops.api.deps import QueuesDep, RuntimeDep
+from tgops.api.deps import RuntimeDep
 from tgops.broadcast.jobs import (
     HTTP_URL,
     MAX_CHAT_ID,
@@ -96,7 +96,6 @@ async def send_messages(
     request: SendMessagesRequest,
     api_key: ApiKeyDep,
     runtime: RuntimeDep,
-    queues: QueuesDep,
     idempotency_key: IdempotencyKey = None,
 ) -> SendMessagesAccepted:
     """Queue one broadcast job; the broadcaster sends it under Telegram's rate limits."""
@@ -104,7 +103,7 @@ async def send_messages(
         content=request.content, buttons=request.buttons, chat_ids=request.chat_ids, api_key_id=api_key.id
     )
     try:
-        submitted = await submit(job, queues, runtime.redis() if idempotency_key else None, idempotency_key)
+        submitted = await submit(job, runtime.queues(), runtime.redis() if idempotency_key else None, idempotency_key)
     except IdempotencyConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     except QueueUnavailable:
