@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,48 @@ async def test_create_redis_uses_redis_py_for_a_redis_url(redis_url: str) -> Non
 def test_create_redis_without_any_redis_names_the_setting() -> None:
     with pytest.raises(SettingsError, match="TGOPS_REDIS_URL"):
         create_redis(Settings(_env_file=None, redis_url=None, upstash_redis_rest_url=None))
+
+
+async def test_redis_py_sends_concurrent_commands_as_one_pipeline_each_with_its_own_answer(
+    redis_url: str,
+) -> None:
+    client = RedisPyClient(redis_url)
+    await client.set("counter", "text")  # opens the one connection the pipeline then reuses
+    with redis.Redis.from_url(redis_url) as admin:
+        connections_before = admin.info("stats")["total_connections_received"]
+        results = await asyncio.gather(
+            *(client.set("claimed", "1", nx=True, ex=60) for _ in range(50)),
+            client.incr("counter"),
+            client.evalsha("0" * 40, [], []),
+            client.get("claimed"),
+            return_exceptions=True,
+        )
+        connections_opened = admin.info("stats")["total_connections_received"] - connections_before
+    await client.aclose()
+
+    claims, (incr_error, script_error, value) = results[:50], results[50:]
+    assert claims.count(True) == 1 and claims.count(False) == 49
+    assert isinstance(incr_error, RedisCommandError)
+    assert isinstance(script_error, NoScriptError)
+    assert value == "1"
+    assert connections_opened == 0  # one command at a time would have opened one connection each
+
+
+async def test_redis_py_fails_every_command_of_a_pipeline_whose_connection_is_refused() -> None:
+    client = RedisPyClient(f"redis://127.0.0.1:{free_port()}/0", timeout_sec=1)
+    results = await asyncio.gather(*(client.get(f"k{n}") for n in range(5)), return_exceptions=True)
+    await client.aclose()
+
+    assert all(isinstance(result, RedisUnavailable) for result in results), results
+
+
+async def test_redis_py_answers_the_others_when_one_caller_is_cancelled(redis_url: str) -> None:
+    client = RedisPyClient(redis_url)
+    cancelled = asyncio.ensure_future(client.set("a", "1"))
+    kept = asyncio.ensure_future(client.set("b", "2"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+
+    assert await kept is True
+    assert await client.get("b") == "2"
+    await client.aclose()

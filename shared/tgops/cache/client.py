@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tgops.cache.errors import NoScriptError, RedisCommandError, RedisUnavailable
 from tgops.config import SettingsError
@@ -17,7 +17,6 @@ from tgops.config import SettingsError
 if TYPE_CHECKING:
     from tgops.config import Settings
 
-T = TypeVar("T")
 MAX_CONNECTIONS = 1000
 DEFAULT_TIMEOUT_SEC = 5.0
 
@@ -57,35 +56,41 @@ class RedisClient(Protocol):
 
 
 class _DriverClient:
-    """The commands both drivers spell alike; each subclass sets `_redis` and translates errors in `_run`."""
+    """The commands both drivers spell alike; each subclass sends them in `_command`, translating errors."""
 
-    _redis: Any
-
-    async def _run(self, call: Awaitable[T]) -> T:
+    async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
 
     async def get(self, key: str) -> str | None:
-        return await self._run(self._redis.get(key))
+        return await self._command("get", key)
 
     async def set(
         self, key: str, value: str | int, *, nx: bool = False, ex: int | None = None, px: int | None = None
     ) -> bool:
-        return bool(await self._run(self._redis.set(key, value, nx=nx, ex=ex, px=px)))
+        return bool(await self._command("set", key, value, nx=nx, ex=ex, px=px))
 
     async def delete(self, *keys: str) -> int:
-        return await self._run(self._redis.delete(*keys)) if keys else 0
+        return await self._command("delete", *keys) if keys else 0
 
     async def pttl(self, key: str) -> int:
-        return await self._run(self._redis.pttl(key))
+        return await self._command("pttl", key)
 
     async def incr(self, key: str) -> int:
-        return await self._run(self._redis.incr(key))
+        return await self._command("incr", key)
 
     async def expire(self, key: str, seconds: int) -> bool:
-        return bool(await self._run(self._redis.expire(key, seconds)))
+        return bool(await self._command("expire", key, seconds))
 
     async def script_load(self, script: str) -> str:
-        return await self._run(self._redis.script_load(script))
+        return await self._command("script_load", script)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    name: str
+    args: tuple
+    kwargs: dict
+    answer: asyncio.Future
 
 
 class RedisPyClient(_DriverClient):
@@ -114,12 +119,20 @@ class RedisPyClient(_DriverClient):
             retry=retry,
         )
         self._redis = Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
+        # Commands asked for in one turn of the event loop, sent together at the end of the turn.
+        self._batch: list[_Pending] = []
+        self._sending: set[asyncio.Task] = set()
 
-    async def _run(self, call: Awaitable[T]) -> T:
+    async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         from redis import exceptions
 
+        loop = asyncio.get_running_loop()
+        if not self._batch:
+            loop.call_soon(self._send_batch)
+        pending = _Pending(name, args, kwargs, loop.create_future())
+        self._batch.append(pending)
         try:
-            return await call
+            return await pending.answer
         except exceptions.NoScriptError as error:
             raise NoScriptError(str(error)) from error
         except (exceptions.ConnectionError, exceptions.TimeoutError) as error:
@@ -127,11 +140,45 @@ class RedisPyClient(_DriverClient):
         except exceptions.RedisError as error:
             raise RedisCommandError(str(error)) from error
 
+    def _send_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._sending.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self._results(batch)
+        except asyncio.CancelledError:
+            for pending in batch:
+                pending.answer.cancel()
+            raise
+        except Exception as error:
+            results = [error] * len(batch)
+        for pending, result in zip(batch, results):
+            if pending.answer.done():  # its caller was cancelled
+                continue
+            if isinstance(result, Exception):
+                pending.answer.set_exception(result)
+            else:
+                pending.answer.set_result(result)
+
+    async def _results(self, batch: list[_Pending]) -> list[Any]:
+        """One command as it is; several as one pipeline: one write, one read and one pooled connection
+        instead of a round trip each (redis-py has no automatic pipelining). A command's error is its
+        result, so each caller gets its own answer."""
+        if len(batch) == 1:
+            return [await getattr(self._redis, batch[0].name)(*batch[0].args, **batch[0].kwargs)]
+        pipeline = self._redis.pipeline(transaction=False)
+        for pending in batch:
+            getattr(pipeline, pending.name)(*pending.args, **pending.kwargs)
+        return await pipeline.execute(raise_on_error=False)
+
     async def evalsha(self, sha: str, keys: list[str], args: list) -> Any:
-        return await self._run(self._redis.evalsha(sha, len(keys), *keys, *args))
+        return await self._command("evalsha", sha, len(keys), *keys, *args)
 
     async def ping(self) -> bool:
-        return bool(await self._run(self._redis.ping()))
+        return bool(await self._command("ping"))
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -144,17 +191,17 @@ class UpstashClient(_DriverClient):
         from upstash_redis.asyncio import Redis
 
         # No retries inside the driver, for the same reason as RedisPyClient; the driver has no timeout
-        # of its own, hence `_run`'s.
+        # of its own, hence `_command`'s.
         self._redis = Redis(url, token, rest_retries=0, allow_telemetry=False)
         self._timeout_sec = timeout_sec
 
-    async def _run(self, call: Awaitable[T]) -> T:
+    async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         import httpx
         from upstash_redis.errors import UpstashError
 
         try:
             async with asyncio.timeout(self._timeout_sec):
-                return await call
+                return await getattr(self._redis, name)(*args, **kwargs)
         except UpstashError as error:
             raise _upstash_error(str(error)) from error
         # A reply that is not JSON comes from something in front of Upstash (a 502 page, a proxy).
@@ -162,10 +209,10 @@ class UpstashClient(_DriverClient):
             raise RedisUnavailable(str(error) or type(error).__name__) from error
 
     async def evalsha(self, sha: str, keys: list[str], args: list) -> Any:
-        return await self._run(self._redis.evalsha(sha, keys, args))
+        return await self._command("evalsha", sha, keys, args)
 
     async def ping(self) -> bool:
-        return await self._run(self._redis.ping()) == "PONG"
+        return await self._command("ping") == "PONG"
 
     async def aclose(self) -> None:
         await self._redis.close()
