@@ -2,7 +2,8 @@
 (who, what, when, how many at once per session), scripted failures and injected errors.
 
 `FakeTelegram.factory` has the pool's ClientFactory signature. A name or invite the test did not add does not
-exist (UsernameNotOccupiedError, InviteHashExpiredError); channels have no member count unless given.
+exist (UsernameNotOccupiedError, InviteHashExpiredError); channels have no member count unless given, and
+posts 1..`posts` (100 unless given).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class FakeTelegram(SimulatedTelegram):
     _peers: dict[str, Any] = field(default_factory=dict)
     _invites: dict[str, Any] = field(default_factory=dict)
     _full_channels: dict[int, int] = field(default_factory=dict)
+    _posts: dict[int, int] = field(default_factory=dict)
     _scripted: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     _next_id: int = 1000
 
@@ -59,10 +61,12 @@ class FakeTelegram(SimulatedTelegram):
         megagroup: bool = False,
         join_request: bool = False,
         full_participants: int | None = None,
+        posts: int = 100,
     ) -> None:
         chat_id = self._new_id()
         if full_participants is not None:
             self._full_channels[chat_id] = full_participants
+        self._posts[chat_id] = posts
         self._peers[username.lower()] = resolved_channel(
             chat_id, username, title=title, participants=participants, megagroup=megagroup,
             join_request=join_request,
@@ -137,3 +141,6 @@ class FakeTelegram(SimulatedTelegram):
 
     def full_participants(self, channel_id: int) -> int | None:
         return self._full_channels.get(channel_id)
+
+    def post_count(self, channel_id: int) -> int:
+        return self._posts.get(channel_id, 0)

@@ -45,12 +45,12 @@ async def test_public_channel_is_answered_by_the_bot_api_without_spending_an_acc
     bot_http.answer("getChat", CHANNEL)
     bot_http.answer("getChatMemberCount", 4321)
 
-    result = await link_inspector.inspect("https://t.me/Durov/15")
+    result = await link_inspector.inspect("https://t.me/Durov")
 
     assert result.model_dump(exclude_none=True) == {
         "ok": True,
         "exists": True,
-        "link_kind": "post",
+        "link_kind": "public",
         "chat_type": "channel",
         "title": "Durov's Channel",
         "username": "durov",
@@ -87,6 +87,47 @@ async def test_public_names_fall_back_to_mtproto_when_the_bot_api_cannot_answer(
         77,
     )
     assert len(telegram.calls) == 1
+
+
+async def test_a_post_is_checked_through_mtproto_which_can_see_whether_it_exists(
+    link_inspector, telegram, bot_http
+):
+    telegram.add_channel("news", participants=900, posts=40)
+
+    kept = await link_inspector.inspect("https://t.me/news/40")
+    deleted = await link_inspector.inspect("https://t.me/news/41")
+
+    assert (kept.ok, kept.exists, kept.link_kind, kept.chat_type, kept.participants_count) == (
+        True,
+        True,
+        "post",
+        "channel",
+        900,
+    )
+    assert (deleted.ok, deleted.exists, deleted.error_code, deleted.retryable) == (
+        True,
+        False,
+        "POST_NOT_FOUND",
+        False,
+    )
+    assert deleted.reason == "post 41 of @news does not exist"
+    assert [call.request for call in telegram.calls] == ["ResolveUsernameRequest", "GetMessagesRequest"] * 2
+    assert bot_http.requests == []  # the Bot API cannot read a channel's posts
+
+
+async def test_a_post_link_to_a_user_is_a_definite_no(link_inspector, telegram):
+    telegram.add_user("annsmith")
+
+    result = await link_inspector.inspect("t.me/annsmith/3")
+
+    assert (result.ok, result.exists, result.error_code) == (True, False, "POST_NOT_FOUND")
+    assert result.reason == "@annsmith is a user, not a channel with posts"
+
+
+async def test_a_post_of_a_missing_channel_is_a_definite_no(link_inspector):
+    result = await link_inspector.inspect("t.me/nobodyatall/3")
+
+    assert (result.ok, result.exists, result.error_code) == (True, False, "USERNAME_NOT_OCCUPIED")
 
 
 async def test_a_user_name_is_resolved_through_mtproto(link_inspector, telegram):

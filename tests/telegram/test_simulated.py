@@ -31,6 +31,7 @@ async def inspector(make_pool, add_accounts) -> Inspector:
         ("https://t.me/good_channel", {"exists": True, "chat_type": "channel",
                                        "title": "good_channel (simulated)", "is_private": False}),
         ("t.me/news/42", {"exists": True, "link_kind": "post", "chat_type": "channel"}),
+        ("t.me/news/10001", {"exists": False, "link_kind": "post", "error_code": "POST_NOT_FOUND"}),
         ("@helper_bot", {"exists": True, "chat_type": "bot", "is_bot": True}),
         ("https://t.me/+AbCdEf123", {"exists": True, "link_kind": "invite", "chat_type": "channel",
                                      "is_private": True, "paid": False}),

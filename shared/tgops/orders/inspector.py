@@ -1,7 +1,8 @@
 """The link inspector: what an order link points at, spending an MTProto account only when it must.
 
-Public names and posts ask the Bot API first (free), then MTProto; invites use CheckChatInvite; bot links
-resolve the name and report the bot flag. Telethon is reached only through the PeerLookup (the pool), so
+Public names ask the Bot API first (free), then MTProto; posts go to MTProto, which can tell whether the
+post exists (the Bot API cannot read a channel's posts); invites use CheckChatInvite; bot links resolve the
+name and report the bot flag. Telethon is reached only through the PeerLookup (the pool), so
 importing this module loads no worker code.
 """
 
@@ -45,11 +46,28 @@ class Inspector:
                 error_code="PRIVATE_POST_NOT_INSPECTABLE",
                 reason="a t.me/c/ post can only be read by a member of the chat",
             )
-        if parsed.kind in ("public", "post") and self._bot_api is not None:
+        if parsed.kind == "post":
+            return _post(parsed, await self._mtproto.resolve_post(parsed.username, parsed.post_id, rid=rid))
+        if parsed.kind == "public" and self._bot_api is not None:
             info = await self._bot_api.get_chat(parsed.username)
             if info is not None:
                 return _found(parsed, info)
         return _from_pool(parsed, await self._mtproto.resolve_username(parsed.username, rid=rid))
+
+
+def _post(parsed: ParsedLink, result: PoolResult[PeerInfo]) -> InspectionResult:
+    if result.ok and not result.value.post_exists:
+        where = "@" + parsed.username
+        if result.value.chat_type in ("user", "bot"):
+            return InspectionResult.missing(
+                parsed.kind,
+                "POST_NOT_FOUND",
+                f"{where} is a {result.value.chat_type}, not a channel with posts",
+            )
+        return InspectionResult.missing(
+            parsed.kind, "POST_NOT_FOUND", f"post {parsed.post_id} of {where} does not exist"
+        )
+    return _from_pool(parsed, result)
 
 
 def _from_pool(parsed: ParsedLink, result: PoolResult[PeerInfo]) -> InspectionResult:

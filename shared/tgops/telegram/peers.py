@@ -18,6 +18,7 @@ class PeerInfo:
     is_private: bool | None = None
     join_request: bool | None = None
     paid: bool | None = None
+    post_exists: bool | None = None  # asked only for a post link: does t.me/name/N exist?
 
     @property
     def is_bot(self) -> bool:
@@ -39,5 +40,10 @@ class PoolResult(Generic[T]):
 
 class PeerLookup(Protocol):
     async def resolve_username(self, username: str, *, rid: str | None = None) -> PoolResult[PeerInfo]: ...
+
+    async def resolve_post(
+        self, username: str, post_id: int, *, rid: str | None = None
+    ) -> PoolResult[PeerInfo]:
+        """The channel, as resolve_username, with `post_exists` set."""
 
     async def check_invite(self, invite_hash: str, *, rid: str | None = None) -> PoolResult[PeerInfo]: ...

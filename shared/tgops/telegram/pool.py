@@ -136,6 +136,11 @@ class MtprotoPool:
     async def resolve_username(self, username: str, *, rid: str | None = None) -> PoolResult[PeerInfo]:
         return await self.call(partial(_resolve_username, username), mode="inspect", rid=rid)
 
+    async def resolve_post(
+        self, username: str, post_id: int, *, rid: str | None = None
+    ) -> PoolResult[PeerInfo]:
+        return await self.call(partial(_resolve_post, username, post_id), mode="inspect", rid=rid)
+
     async def check_invite(self, invite_hash: str, *, rid: str | None = None) -> PoolResult[PeerInfo]:
         return await self.call(partial(_check_invite, invite_hash), mode="inspect", rid=rid)
 
@@ -536,9 +541,29 @@ def _outcome_name(result: PoolResult[Any]) -> str:
 
 async def _resolve_username(username: str, client: MtprotoClient) -> PeerInfo:
     resolved = await client(functions.contacts.ResolveUsernameRequest(username=username))
-    peer = resolved.peer
-    if isinstance(peer, types.PeerUser):
-        user = next(user for user in resolved.users if user.id == peer.user_id)
+    return await _peer_info(resolved, client)
+
+
+async def _resolve_post(username: str, post_id: int, client: MtprotoClient) -> PeerInfo:
+    """The channel and whether its post `post_id` exists (Telegram answers MessageEmpty for one that was
+    never sent or was deleted). Only channels and supergroups have t.me/name/N posts."""
+    resolved = await client(functions.contacts.ResolveUsernameRequest(username=username))
+    info = await _peer_info(resolved, client)
+    channel = _resolved_chat(resolved)
+    if not isinstance(channel, types.Channel):
+        return replace(info, post_exists=False)
+    found = await client(
+        functions.channels.GetMessagesRequest(
+            channel=types.InputChannel(channel.id, channel.access_hash), id=[types.InputMessageID(post_id)]
+        )
+    )
+    exists = any(not isinstance(message, types.MessageEmpty) for message in found.messages)
+    return replace(info, post_exists=exists)
+
+
+async def _peer_info(resolved: types.contacts.ResolvedPeer, client: MtprotoClient) -> PeerInfo:
+    if isinstance(resolved.peer, types.PeerUser):
+        user = next(user for user in resolved.users if user.id == resolved.peer.user_id)
         name = " ".join(part for part in (user.first_name, user.last_name) if part) or None
         return PeerInfo(
             chat_type="bot" if user.bot else "user",
@@ -548,8 +573,7 @@ async def _resolve_username(username: str, client: MtprotoClient) -> PeerInfo:
             join_request=False,
             paid=False,
         )
-    chat_id = peer.channel_id if isinstance(peer, types.PeerChannel) else peer.chat_id
-    chat = next(chat for chat in resolved.chats if chat.id == chat_id)
+    chat = _resolved_chat(resolved)
     info = _chat_info(chat)
     if info.participants_count is None and isinstance(chat, types.Channel):
         full = await client(
@@ -557,6 +581,15 @@ async def _resolve_username(username: str, client: MtprotoClient) -> PeerInfo:
         )
         info = replace(info, participants_count=full.full_chat.participants_count)
     return info
+
+
+def _resolved_chat(resolved: types.contacts.ResolvedPeer) -> Any:
+    """The chat a resolved name points at; None for a user."""
+    peer = resolved.peer
+    if isinstance(peer, types.PeerUser):
+        return None
+    chat_id = peer.channel_id if isinstance(peer, types.PeerChannel) else peer.chat_id
+    return next(chat for chat in resolved.chats if chat.id == chat_id)
 
 
 async def _check_invite(invite_hash: str, client: MtprotoClient) -> PeerInfo:

@@ -33,6 +33,7 @@ from tgops.telegram.sessions import SessionCipher
 DEFAULT_LATENCY_SEC = (0.05, 0.25)
 SIMULATED_PHONE_PREFIX = "simulated-"  # never a real phone number: real mode can find and retire them
 SIMULATED_PROBE_ACCOUNTS = 3
+SIMULATED_POSTS_PER_CHANNEL = 10_000
 
 
 @dataclass
@@ -60,6 +61,11 @@ class SimulatedTelegram:
         if isinstance(request, functions.channels.GetFullChannelRequest):
             channel_id = request.channel.channel_id
             return full_channel(channel_id, self.full_participants(channel_id))
+        if isinstance(request, functions.channels.GetMessagesRequest):
+            channel_id = request.channel.channel_id
+            return channel_messages(
+                channel_id, [wanted.id for wanted in request.id], self.post_count(channel_id)
+            )
         raise errors.RPCError(request=request, message="METHOD_NOT_SIMULATED", code=400)
 
     # -- the model: override these for a world of your own -------------------------------------------
@@ -87,6 +93,10 @@ class SimulatedTelegram:
 
     def full_participants(self, channel_id: int) -> int | None:
         return _member_count(channel_id)
+
+    def post_count(self, channel_id: int) -> int:
+        """Posts 1..N exist in every simulated channel."""
+        return SIMULATED_POSTS_PER_CHANNEL
 
 
 class SimulatedClient:
@@ -187,6 +197,20 @@ def full_channel(channel_id: int, participants: int | None) -> types.messages.Ch
         participants_count=participants,
     )
     return types.messages.ChatFull(full_chat=full, chats=[], users=[])
+
+
+def channel_messages(channel_id: int, ids: list[int], post_count: int) -> types.messages.ChannelMessages:
+    """channels.getMessages' answer: each id that was never posted (or was deleted) comes back as MessageEmpty."""
+    peer = types.PeerChannel(channel_id)
+    messages = [
+        types.Message(id=post_id, peer_id=peer, date=None, message="a post (simulated)")
+        if 1 <= post_id <= post_count
+        else types.MessageEmpty(id=post_id, peer_id=peer)
+        for post_id in ids
+    ]
+    return types.messages.ChannelMessages(
+        pts=1, count=post_count, messages=messages, topics=[], chats=[], users=[]
+    )
 
 
 def _stable_id(text: str) -> int:
