@@ -35,6 +35,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 from telethon import errors
+from telethon.tl import functions
 from tgops.cache import keys
 from tgops.cache.client import RedisPyClient
 from tgops.cache.lock import TokenLock
@@ -178,10 +179,8 @@ async def validate(redis: RedisPyClient, inspector, link: str, settings: Setting
     """The validation job's Telegram part: group lock, inspection cache, inspect."""
     group = keys.group_key(SERVICE_ID, link)
     lock = TokenLock(redis, keys.validate_group(group), settings.validate_group_lock_sec * 1000)
-    if not await lock.acquire():
-        return None
-    try:
-        if await redis.get(keys.inspection(group)) is not None:
+    async with lock.held() as acquired:
+        if not acquired or await redis.get(keys.inspection(group)) is not None:
             return None
         result = await inspector.inspect(link)
         if result.ok:
@@ -189,8 +188,6 @@ async def validate(redis: RedisPyClient, inspector, link: str, settings: Setting
                 keys.inspection(group), result.model_dump_json(), ex=settings.inspection_cache_ttl_sec
             )
         return result
-    finally:
-        await lock.release()
 
 
 # -- the predecessor -----------------------------------------------------------------------------------
@@ -221,10 +218,10 @@ class PredecessorPool:
             lock = TokenLock(
                 self._redis, keys.mtproto_lock(account.id), self._settings.inspect_job_timeout_sec * 1000
             )
-            if not await lock.acquire():
-                await asyncio.sleep(self._rng.uniform(0.008, 0.030))
-                continue
-            try:
+            async with lock.held() as acquired:
+                if not acquired:
+                    await asyncio.sleep(self._rng.uniform(0.008, 0.030))
+                    continue
                 # Generous to the baseline: mark the account used, so the next pick rotates to another one.
                 await self._accounts.claim(account.id)
                 await self._wait_for_throttle(account.proxy_key("rotating"))
@@ -234,16 +231,12 @@ class PredecessorPool:
                     client = self._telegram.factory(account, f"bench-session-{account.id}", None)
                     await client.connect()
                     self._clients[account.id] = client
-                from telethon.tl import functions
-
                 try:
                     await client(functions.contacts.ResolveUsernameRequest(username=username))
                     return "ok"
                 except errors.FloodWaitError as flood:
                     await self._accounts.cool_down(account.id, flood.seconds, "FLOOD_WAIT")
                     excluded.add(account.id)
-            finally:
-                await lock.release()
         return "NO_AVAILABLE_ACCOUNTS"
 
     async def _wait_for_throttle(self, proxy_key: str) -> None:
@@ -279,16 +272,11 @@ async def run_predecessor(
             group = keys.group_key(SERVICE_ID, link)
             lock = TokenLock(redis, keys.validate_group(group), settings.validate_group_lock_sec * 1000)
             outcome = "skipped"
-            if await lock.acquire():
-                try:
-                    if await redis.get(keys.inspection(group)) is None:
-                        outcome = await pool.inspect(link.rsplit("/", 1)[1])
-                        if outcome == "ok":
-                            await redis.set(
-                                keys.inspection(group), "{}", ex=settings.inspection_cache_ttl_sec
-                            )
-                finally:
-                    await lock.release()
+            async with lock.held() as acquired:
+                if acquired and await redis.get(keys.inspection(group)) is None:
+                    outcome = await pool.inspect(link.rsplit("/", 1)[1])
+                    if outcome == "ok":
+                        await redis.set(keys.inspection(group), "{}", ex=settings.inspection_cache_ttl_sec)
             if outcome not in ("ok", "skipped") and attempt < len(BACKOFF_SEC) - 1:
                 asyncio.get_running_loop().create_task(requeue(link, attempt))
                 continue

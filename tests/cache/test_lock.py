@@ -31,6 +31,18 @@ async def test_a_wrong_token_releases_and_extends_nothing(client: RedisClient) -
     assert 0 < await client.pttl(KEY) <= 10_000
 
 
+async def test_held_releases_only_a_lock_it_got_even_when_the_block_raises(client: RedisClient) -> None:
+    holder, rival = TokenLock(client, KEY, 10_000), TokenLock(client, KEY, 10_000)
+    with pytest.raises(RuntimeError):
+        async with holder.held() as acquired:
+            assert acquired is True
+            async with rival.held() as rival_acquired:
+                assert rival_acquired is False
+            assert await client.get(KEY) == holder.token  # the rival's block left the holder's lock alone
+            raise RuntimeError("the block failed")
+    assert await client.get(KEY) is None
+
+
 async def test_the_holder_extends_then_releases(client: RedisClient) -> None:
     holder = TokenLock(client, KEY, 10_000)
     await holder.acquire()

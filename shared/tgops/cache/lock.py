@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from tgops.cache.client import RedisClient
 from tgops.cache.scripts import script
@@ -22,6 +24,16 @@ class TokenLock:
 
     async def acquire(self) -> bool:
         return await self._client.set(self.key, self.token, nx=True, px=self.ttl_ms)
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[bool]:
+        """Try to acquire for the block: yields whether this holder got the lock, released after if so."""
+        acquired = await self.acquire()
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await self.release()
 
     async def release(self) -> bool:
         return await script("lock_release").run(self._client, [self.key], [self.token]) == 1

@@ -92,14 +92,12 @@ class OrderPoller:
         report = PollReport()
         for status in self._settings.panel_poll_statuses:
             lock = TokenLock(self._redis, keys.poll_lock(status), self._settings.poll_lock_sec * 1000)
-            if not await lock.acquire():
-                log.info("poll of %s orders already running elsewhere; skipped", status)
-                report.locked_statuses.append(status)
-                continue
-            try:
+            async with lock.held() as acquired:
+                if not acquired:
+                    log.info("poll of %s orders already running elsewhere; skipped", status)
+                    report.locked_statuses.append(status)
+                    continue
                 await self._poll_status(status, report)
-            finally:
-                await lock.release()
         publish_report(report)
         return report
 
@@ -176,9 +174,9 @@ class OrderPoller:
         group = keys.group_key(row["remote_service_id"], row["link"])
         lock_sec = DISPATCH_LOCK_NEW_SEC if row["created"] else DISPATCH_LOCK_KNOWN_SEC
         lock = TokenLock(self._redis, keys.validate_dispatch_lock(group), lock_sec * 1000)
-        if not await lock.acquire():
-            return "dispatch_locked"
-        try:
+        async with lock.held() as acquired:
+            if not acquired:
+                return "dispatch_locked"
             dedupe_key = keys.inspect_dispatch(group)
             if not await self._redis.set(
                 dedupe_key, "1", nx=True, ex=self._settings.validate_dispatch_dedupe_sec
@@ -195,8 +193,6 @@ class OrderPoller:
                     extra={"order_id": row["remote_order_id"], "reason": str(error)},
                 )  # fmt: skip
                 return "send_failed"
-        finally:
-            await lock.release()
         report.dispatched += 1
         return None
 

@@ -116,15 +116,13 @@ class GroupValidator:
         lock = TokenLock(
             self._redis, keys.validate_group(group), self._settings.validate_group_lock_sec * 1000
         )
-        if not await lock.acquire():
-            log.info(
-                "group %s is being validated by another job; this one ends", group, extra={"group": group}
-            )
-            return
-        try:
+        async with lock.held() as acquired:
+            if not acquired:
+                log.info(
+                    "group %s is being validated by another job; this one ends", group, extra={"group": group}
+                )
+                return
             await self._validate(job, group, message)
-        finally:
-            await lock.release()
 
     async def _validate(self, job: ValidateOrderGroup, group: str, message: Received) -> None:
         ids = await self._claim(job)
