@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
-from rich.console import Console
 
 import tgops
 from tgops.api.api_key_commands import app as apikey_app
-from tgops.config import Settings, SettingsError, get_settings
+from tgops.command_support import console, load_settings, one_line_errors
 from tgops.local.panel_commands import app as panel_app
 from tgops.provider.cli import app as tasks_app
 
@@ -19,28 +16,6 @@ app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", 
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def one_line_errors() -> Iterator[None]:
-    """Start-up problems end the command with one line naming the setting, not a traceback."""
-    from tgops.db.errors import DatabaseError
-    from tgops.local.dev import StartupError
-    from tgops.local.services import LocalServiceError
-
-    try:
-        yield
-    except (SettingsError, StartupError, LocalServiceError, DatabaseError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
-
-
-def load_settings() -> Settings:
-    with one_line_errors():
-        return get_settings()
-
-
 @app.command()
 def version() -> None:
     """Print the tgops version."""

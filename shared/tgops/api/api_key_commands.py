@@ -6,40 +6,16 @@ database keeps only its hash, so it can never be shown again.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tgops.api import api_keys
-from tgops.db.database import Database
-
-T = TypeVar("T")
+from tgops.command_support import console, run_with_database
 
 app = typer.Typer(help="Create, list and revoke API keys for the public API.", no_args_is_help=True)
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _with_database(action: Callable[[Database], Awaitable[T]]) -> T:
-    from tgops.cli import load_settings, one_line_errors
-
-    settings = load_settings()
-    if not settings.database_url:
-        console.print("[red]error:[/red] TGOPS_DATABASE_URL: not set")
-        raise typer.Exit(2)
-
-    async def run() -> T:
-        db = await Database.from_settings(settings)
-        try:
-            return await action(db)
-        finally:
-            await db.close()
-
-    with one_line_errors():
-        return asyncio.run(run())
 
 
 @app.command()
@@ -54,7 +30,7 @@ def create(
     if not name.strip():
         console.print("[red]error:[/red] NAME must not be empty")
         raise typer.Exit(2)
-    created = _with_database(lambda db: api_keys.create_api_key(db, name.strip(), rate_limit))
+    created = run_with_database(lambda db: api_keys.create_api_key(db, name.strip(), rate_limit))
     console.print(f"created API key {created.record.id} ({created.record.name}); it is shown only now:")
     print(created.key)
 
@@ -62,7 +38,7 @@ def create(
 @app.command("list")
 def list_keys() -> None:
     """List the keys (prefix, limits, last use, revocation); never the keys themselves."""
-    records = _with_database(api_keys.list_api_keys)
+    records = run_with_database(api_keys.list_api_keys)
     table = Table("id", "name", "prefix", "rate limit", "created", "last used", "revoked")
     for record in records:
         table.add_row(
@@ -80,7 +56,7 @@ def list_keys() -> None:
 @app.command()
 def revoke(key_id: Annotated[int, typer.Argument(help="the key's id, from `tgops apikey list`")]) -> None:
     """Revoke a key: requests with it are refused from now on."""
-    record = _with_database(lambda db: api_keys.revoke_api_key(db, key_id))
+    record = run_with_database(lambda db: api_keys.revoke_api_key(db, key_id))
     if record is None:
         console.print(f"[red]error:[/red] no API key with id {key_id}")
         raise typer.Exit(1)

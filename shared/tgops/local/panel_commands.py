@@ -15,12 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tgops.command_support import console, load_settings, one_line_errors
 from tgops.local.dev_state import read_dev_state
 
 app = typer.Typer(
     help="The fake SMM panel of `tgops dev`: place orders, watch their validation.", no_args_is_help=True
 )
-console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 STATUS_STYLES = {"validating": "yellow", "depends_ok": "green", "depends_failed": "red"}
 PANEL_TIMEOUT_SEC = 5
@@ -38,7 +38,6 @@ def order(
     quantity: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
     """Place an order in the fake panel; print its id. poll_orders picks it up on its next run."""
-    from tgops.cli import load_settings
 
     state = read_dev_state(load_settings().data_dir)
     url, api_key = state.get("TGOPS_PANEL_BASE_URL"), state.get("TGOPS_PANEL_API_KEY")
@@ -95,7 +94,6 @@ def _found(row: dict[str, Any]) -> str:
 
 
 def _recent_orders(limit: int) -> list[dict[str, Any]]:
-    from tgops.cli import load_settings, one_line_errors
     from tgops.db.database import Database
 
     settings = load_settings()
