@@ -6,7 +6,9 @@
 (a) lease-and-complete at the database level: tgops's own code (pull_tasks, then a batch report's Postgres
     part in one transaction: finish_tasks + take_done_from_orders, i.e. apply_reports minus Redis) against
     pgqueuer's dequeue + log_jobs, same worker count and batch size, on the same server, the median of
-    five rounds each; goal >= 2x.
+    five rounds each; goal >= 2x. Printed beside it, from the same rounds: the issue's reference point,
+    a plain SKIP LOCKED loop on the same table and indexes that leases returning only the ids and marks
+    them done, with none of the contract (task shape, lease-version check, result, order remains).
 (b) HTTP: 8 simulated providers pulling and batch-reporting `done` against the API served by uvicorn in
     its own process, with the real Redis COMMIT; goal >= 2,000 reports/s.
 (c) one pull of 1,000 tasks with 10k rows in the table and with 1M (mostly finished) rows; goal <= 2x.
@@ -29,6 +31,7 @@ from datetime import timedelta
 import httpx
 import psycopg
 from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.db.migrate import apply_migrations
@@ -97,7 +100,7 @@ async def tgops_lease_and_complete(url: str, jobs: int) -> float:
 
     async def worker() -> None:
         while True:
-            leased = await pull_tasks(db, settings, BATCH)
+            leased = (await pull_tasks(db, settings, BATCH)).tasks()
             if not leased:
                 return
             reports = [TaskReport(task_id=task["task_id"], state="done", ok=True,
@@ -110,6 +113,36 @@ async def tgops_lease_and_complete(url: str, jobs: int) -> float:
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
     elapsed = time.perf_counter() - started
     await db.close()
+    return jobs / elapsed
+
+
+PLAIN_LEASE = """
+UPDATE telegram_tasks SET status = 'leased', leased_until = now() + interval '60 seconds',
+    available_at = now() + interval '60 seconds', attempt = attempt + 1, lease_version = lease_version + 1
+WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM telegram_tasks WHERE status IN ('queued', 'leased', 'pending') AND available_at <= now()
+    ORDER BY available_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
+RETURNING id"""
+PLAIN_DONE = "UPDATE telegram_tasks SET status = 'done', finished_at = now() WHERE id = ANY(%(ids)s)"
+
+
+async def plain_skip_locked_loop(url: str, jobs: int) -> float:
+    seed_tasks(url, open_tasks=jobs)
+    pool = AsyncConnectionPool(url, min_size=WORKERS, max_size=WORKERS, kwargs={"autocommit": True}, open=False)
+    await pool.open()
+
+    async def worker() -> None:
+        while True:
+            async with pool.connection() as connection:
+                ids = [row[0] for row in await (await connection.execute(PLAIN_LEASE, {"limit": BATCH})).fetchall()]
+                if not ids:
+                    return
+                await connection.execute(PLAIN_DONE, {"ids": ids})
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(WORKERS)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
     return jobs / elapsed
 
 
@@ -190,12 +223,13 @@ async def http_reports_per_sec(database_url: str, redis_url: str) -> float:
 
 async def pull_ms(url: str) -> float:
     db = await Database.connect(url, min_size=1, max_size=1)
+    settings = Settings()
     timings = []
     for _ in range(PULL_REPEATS):
         started = time.perf_counter()
-        rows = await db.fetch_all("lease_tasks", {"limit": PULL_SIZE, "lease_sec": 60})
+        leased = await pull_tasks(db, settings, PULL_SIZE)
         timings.append((time.perf_counter() - started) * 1000)
-        assert len(rows) == PULL_SIZE
+        assert leased.count == PULL_SIZE
     await db.close()
     return statistics.median(timings)
 
@@ -203,7 +237,7 @@ async def pull_ms(url: str) -> float:
 async def main() -> None:
     with throwaway_postgres_and_redis() as (postgres, redis_server):
         redis_url = redis_server.url()
-        tgops_rates, pgqueuer_rates = [], []
+        tgops_rates, pgqueuer_rates, plain_rates = [], [], []
         for _ in range(DB_LEVEL_ROUNDS):  # taken in turns, so a slow spell of the machine hits both
             tgops_rates.append(
                 await tgops_lease_and_complete(create_database(postgres, "bench_tgops"), DB_LEVEL_JOBS)
@@ -213,7 +247,9 @@ async def main() -> None:
                     create_database(postgres, "bench_pgqueuer", migrate=False), DB_LEVEL_JOBS
                 )
             )
+            plain_rates.append(await plain_skip_locked_loop(create_database(postgres, "bench_plain"), DB_LEVEL_JOBS))
         tgops_rate, pgqueuer_rate = statistics.median(tgops_rates), statistics.median(pgqueuer_rates)
+        plain_rate = statistics.median(plain_rates)
         http_rate = await http_reports_per_sec(create_database(postgres, "bench_http"), redis_url)
         small = create_database(postgres, "bench_pull_10k")
         seed_tasks(small, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=10_000 - PULL_SIZE * PULL_REPEATS)
@@ -224,6 +260,8 @@ async def main() -> None:
         "db_lease_complete_tasks_per_sec": round(tgops_rate),
         "pgqueuer_dequeue_ack_jobs_per_sec": round(pgqueuer_rate),
         "db_throughput_ratio_vs_pgqueuer": round(tgops_rate / pgqueuer_rate, 2),
+        "plain_skip_locked_loop_tasks_per_sec": round(plain_rate),
+        "plain_loop_ratio_vs_pgqueuer": round(plain_rate / pgqueuer_rate, 2),
         "http_providers": HTTP_PROVIDERS,
         "http_reports_per_sec": round(http_rate),
         "pull_1000_ms_10k_rows": round(small_ms, 2),

@@ -97,6 +97,21 @@ async def test_pull_answers_the_seed_shape_and_leases(api, database_url, runtime
     assert again.json() == {"ok": True, "tasks": [], "count": 0}
 
 
+async def test_pull_gives_the_post_and_the_lease_end(api, database_url, runtime):
+    add_accounts(database_url, 1)
+    order_id = add_order(database_url, remains=1, action="view")
+    fetch(database_url, "UPDATE provider_orders SET post_id = 42 WHERE id = %s RETURNING id", (order_id,))
+    await generate_tasks(await runtime.database(), runtime.redis(), runtime.settings, limit=10)
+    before = dt.datetime.now(dt.UTC)
+
+    [task] = (await api.post(f"{BASE}/tasks/pull", json={"limit": 10})).json()["tasks"]
+
+    assert task["post_id"] == 42
+    leased_until = dt.datetime.fromisoformat(task["leased_until"])
+    lease = runtime.settings.task_lease_sec
+    assert before + dt.timedelta(seconds=lease - 5) < leased_until < before + dt.timedelta(seconds=lease + 5)
+
+
 async def test_an_expired_lease_is_pullable_again_with_a_new_version(api, database_url, runtime):
     task = await leased_task(api, database_url, runtime)
     expire_lease(database_url, task["task_id"])
@@ -112,7 +127,7 @@ async def test_done_commits_once_and_decrements_the_order(api, database_url, run
     account_id = fetch(database_url, "SELECT telegram_account_id FROM telegram_tasks WHERE id = %s",
                        (task["task_id"],))[0][0]
     report = {"task_id": task["task_id"], "state": "done", "ok": True, "error": None, "retry_after": None,
-              "provider_task_id": "provider_task_123", "data": {}}
+              "provider_task_id": "provider_task_123", "data": {"message_id": 7, "note": None}}
 
     first = await api.post(f"{BASE}/tasks/report", json=report)
     second = await api.post(f"{BASE}/tasks/report", json=report)
@@ -121,6 +136,8 @@ async def test_done_commits_once_and_decrements_the_order(api, database_url, run
     assert (second.status_code, second.json()) == (200, {"ok": True})
     row = task_row(database_url, task["task_id"])
     assert (row["status"], row["provider_task_id"]) == ("done", "provider_task_123")
+    # The report as given, less its empty fields; the provider's data is kept whole.
+    assert row["result"] == {"state": "done", "ok": True, "data": {"message_id": 7, "note": None}}
     assert order_row(database_url, task["order_id"]) == (0, "completed")
     today = dt.datetime.now(dt.UTC).date()
     assert await redis_client.get(keys.daily_cap("subscribe", account_id, today)) == "1"
@@ -138,7 +155,8 @@ async def test_failed_releases_the_lock_only_and_is_final(api, database_url, run
                                                            "ok": False, "error": "USER_BANNED"})
 
     assert response.json() == {"ok": True}
-    assert task_row(database_url, task["task_id"])["status"] == "failed"
+    row = task_row(database_url, task["task_id"])
+    assert (row["status"], row["result"]) == ("failed", {"state": "failed", "ok": False, "error": "USER_BANNED"})
     assert order_row(database_url, task["order_id"]) == (2, "in_progress")
     assert await redis_client.get(keys.reserve_lock("subscribe", account_id)) is None
     assert await redis_client.get(keys.cooldown("subscribe", account_id)) is None

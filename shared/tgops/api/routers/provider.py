@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from tgops.api.auth import ErrorResponse, secrets_match
@@ -132,10 +132,11 @@ async def tasks_pull(runtime: RuntimeDep, request: PullRequest | None = None) ->
         return refuse(400, f"limit must be between 1 and {maximum}, got {limit}")
     try:
         async with dependencies_available():
-            tasks = await pull_tasks(await runtime.database(), runtime.settings, limit)
+            leased = await pull_tasks(await runtime.database(), runtime.settings, limit)
     except Unavailable as error:
         return refuse(503, str(error))
-    return {"ok": True, "tasks": tasks, "count": len(tasks)}
+    body = f'{{"ok": true, "tasks": {leased.json}, "count": {leased.count}}}'
+    return Response(body, media_type="application/json")
 
 
 @router.post("/tasks/report", openapi_extra=report_body_schema())
@@ -174,7 +175,7 @@ async def _report_batch(runtime: RuntimeDep, items: Any) -> Any:
         return refuse(503, str(error))
     for (position, _), outcome in zip(valid, outcomes):
         results[position] = outcome.as_json()
-    return {"ok": True, "results": results, "count": len(results)}
+    return JSONResponse({"ok": True, "results": results, "count": len(results)})
 
 
 async def _apply(runtime: RuntimeDep, reports: list[TaskReport]) -> list[ReportOutcome]:

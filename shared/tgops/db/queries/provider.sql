@@ -49,27 +49,45 @@ WHERE id = %(order_id)s;
 -- name: lease_tasks
 -- available_at is leased_until while leased, so an expired lease is pullable through the same index.
 -- The rows are matched by ctid: this statement has just locked them, so the versions it found stay
--- current (a row changed between the snapshot and the lock is left for the next pull). link and
--- post_id come out of the payload here, so the caller does not decode every payload.
-UPDATE telegram_tasks AS t
-SET status = 'leased',
-    leased_until = now() + make_interval(secs => %(lease_sec)s),
-    available_at = now() + make_interval(secs => %(lease_sec)s),
-    attempt = t.attempt + 1,
-    lease_version = t.lease_version + 1,
-    updated_at = now()
-WHERE t.ctid = ANY(ARRAY(
-    SELECT ctid
-    FROM telegram_tasks
-    WHERE status IN ('queued', 'leased', 'pending') AND available_at <= now()
-    ORDER BY available_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-))
-RETURNING t.id, t.order_id, t.action, t.link_hash, t.provider_account_id,
-          (SELECT a.phone FROM telegram_accounts a WHERE a.id = t.telegram_account_id) AS phone,
-          t.per_call, t.payload ->> 'link' AS link, (t.payload ->> 'post_id')::bigint AS post_id,
-          t.attempt, t.lease_version, t.leased_until;
+-- current (a row changed between the snapshot and the lock is left for the next pull).
+-- Postgres writes the tasks as seed 002's JSON array (plus lease_version and leased_until), so the
+-- API passes the text through instead of decoding and re-encoding every task. attempt counts
+-- earlier leases (0 on the first pull, as in the seed); the stored column counts this one too.
+WITH leased AS (
+    UPDATE telegram_tasks AS t
+    SET status = 'leased',
+        leased_until = now() + make_interval(secs => %(lease_sec)s),
+        available_at = now() + make_interval(secs => %(lease_sec)s),
+        attempt = t.attempt + 1,
+        lease_version = t.lease_version + 1,
+        updated_at = now()
+    WHERE t.ctid = ANY(ARRAY(
+        SELECT ctid
+        FROM telegram_tasks
+        WHERE status IN ('queued', 'leased', 'pending') AND available_at <= now()
+        ORDER BY available_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING t.id, t.order_id, t.action, t.link_hash, t.telegram_account_id, t.provider_account_id,
+              t.per_call, t.payload, t.attempt, t.lease_version, t.leased_until
+)
+SELECT count(*)::int AS count,
+       coalesce(json_agg(json_build_object(
+           'task_id', l.id,
+           'order_id', l.order_id,
+           'action', l.action,
+           'link', l.payload ->> 'link',
+           'account', json_build_object('provider_account_id', l.provider_account_id, 'phone', a.phone),
+           'per_call', l.per_call,
+           'post_id', (l.payload ->> 'post_id')::bigint,
+           'link_hash', l.link_hash,
+           'attempt', l.attempt - 1,
+           'lease_version', l.lease_version,
+           'leased_until', l.leased_until
+       )), '[]')::text AS tasks
+FROM leased l
+LEFT JOIN telegram_accounts a ON a.id = l.telegram_account_id;
 
 -- name: finish_reported_tasks
 -- Applies a batch of reports in one statement, and only to tasks the reported lease still holds
