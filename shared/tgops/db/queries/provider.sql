@@ -91,10 +91,24 @@ LEFT JOIN telegram_accounts a ON a.id = l.telegram_account_id;
 
 -- name: finish_reported_tasks
 -- Applies a batch of reports in one statement, and only to tasks the reported lease still holds
--- (leased or pending, same lease_version when the report names one). Row locks are taken in the
--- order of the reports, which the caller sorts by id, so two batches sharing tasks cannot deadlock.
+-- (leased or pending, same lease_version when the report names one). Each task is looked up and
+-- locked by its id on its own (LATERAL), in the order of the reports, which the caller sorts by id,
+-- so two batches sharing tasks cannot deadlock, and then updated by ctid. A plain join of the
+-- reports to the table lets stale statistics ("no task is leased") pick a scan of the whole table
+-- with every report checked against every row: 160 ms instead of 10 ms for 1,000 reports.
 -- status: done / failed (final), queued (failed with retry_after), pending (still working: lease
 -- extended). reported_lease_version records which lease a final or requeueing report belonged to.
+WITH held AS MATERIALIZED (
+    SELECT task.row_id, r.*
+    FROM jsonb_to_recordset(%(reports)s)
+        AS r (task_id char(26), status text, lease_version integer, result jsonb, retry_after integer,
+              provider_task_id text)
+    CROSS JOIN LATERAL (
+        SELECT ctid AS row_id, status, lease_version FROM telegram_tasks WHERE id = r.task_id FOR UPDATE
+    ) AS task
+    WHERE task.status IN ('leased', 'pending')
+      AND (r.lease_version IS NULL OR task.lease_version = r.lease_version)
+)
 UPDATE telegram_tasks AS t
 SET status = r.status,
     result = r.result,
@@ -110,12 +124,8 @@ SET status = r.status,
         WHEN 'pending' THEN now() + make_interval(secs => %(lease_sec)s)
         ELSE t.available_at END,
     updated_at = now()
-FROM jsonb_to_recordset(%(reports)s)
-    AS r (task_id char(26), status text, lease_version integer, result jsonb, retry_after integer,
-          provider_task_id text)
-WHERE t.id = r.task_id
-  AND t.status IN ('leased', 'pending')
-  AND (r.lease_version IS NULL OR t.lease_version = r.lease_version)
+FROM held AS r
+WHERE t.ctid = r.row_id
 RETURNING t.id, t.order_id, t.action, t.link_hash, t.telegram_account_id, t.per_call;
 
 -- name: reported_tasks_not_applied
