@@ -16,13 +16,13 @@ if TYPE_CHECKING:
 class LeasedTasks:
     """One pull: the tasks as the JSON array seed 002 shows (written by Postgres), and how many."""
 
-    json: str
+    tasks_json: str
     count: int
 
     def tasks(self) -> list[dict[str, Any]]:
-        return json.loads(self.json)
+        return json.loads(self.tasks_json)
 
 
 async def pull_tasks(db: Database, settings: Settings, limit: int) -> LeasedTasks:
     row = await db.fetch_one("lease_tasks", {"limit": limit, "lease_sec": settings.task_lease_sec})
-    return LeasedTasks(json=row["tasks"], count=row["count"])
+    return LeasedTasks(tasks_json=row["tasks"], count=row["count"])

@@ -135,7 +135,7 @@ async def tasks_pull(runtime: RuntimeDep, request: PullRequest | None = None) ->
             leased = await pull_tasks(await runtime.database(), runtime.settings, limit)
     except Unavailable as error:
         return refuse(503, str(error))
-    body = f'{{"ok": true, "tasks": {leased.json}, "count": {leased.count}}}'
+    body = f'{{"ok": true, "tasks": {leased.tasks_json}, "count": {leased.count}}}'
     return Response(body, media_type="application/json")
 
 
