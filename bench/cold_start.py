@@ -56,14 +56,18 @@ def main() -> None:
         baseline.append(time_import(BASELINE_IMPORT))
     handler_ms = statistics.median(handler) * 1000
     baseline_ms = statistics.median(baseline) * 1000
-    print(json.dumps({
-        "benchmark": "cold_start",
-        "samples": samples,
-        "handler_import_ms_p50": round(handler_ms, 1),
-        "baseline_fastapi_mangum_powertools_boto3_import_ms_p50": round(baseline_ms, 1),
-        "ratio": round(handler_ms / baseline_ms, 2),
-        "goal_ratio_max": 1.3,
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "cold_start",
+                "samples": samples,
+                "handler_import_ms_p50": round(handler_ms, 1),
+                "baseline_fastapi_mangum_powertools_boto3_import_ms_p50": round(baseline_ms, 1),
+                "ratio": round(handler_ms / baseline_ms, 2),
+                "goal_ratio_max": 1.3,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

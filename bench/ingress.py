@@ -124,8 +124,15 @@ def build_requests(path: str, count: int, first_update_id: int, seed: int) -> tu
     return requests, update_id - first_update_id
 
 
-async def one_connection(port: int, requests: list[bytes], cursor: list[int], deadline: float,
-                         interval: float, latencies: list[float], failures: list[int]) -> None:
+async def one_connection(
+    port: int,
+    requests: list[bytes],
+    cursor: list[int],
+    deadline: float,
+    interval: float,
+    latencies: list[float],
+    failures: list[int],
+) -> None:
     """Send requests back to back (interval 0), or one every `interval` seconds on a fixed schedule;
     latency counts from the scheduled time, so a slow answer also delays (and charges) the next."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -160,8 +167,10 @@ async def load(port: int, requests: list[bytes], seconds: float, rate: float = 0
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(
-        *(one_connection(port, requests, cursor, deadline, interval, latencies, failures)
-          for _ in range(CONNECTIONS))
+        *(
+            one_connection(port, requests, cursor, deadline, interval, latencies, failures)
+            for _ in range(CONNECTIONS)
+        )
     )
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
@@ -224,8 +233,9 @@ def run(seconds: float, paced_rps: int, emulator_requests: int) -> dict:
                 asyncio.run(load(port, bare_requests[:2000], 1.0))
                 bare = asyncio.run(load(port, bare_requests, seconds))
                 webhook = asyncio.run(load(port, webhook_requests, seconds))
-                distinct_sent = len({request.rsplit(b"\r\n\r\n", 1)[1]
-                                     for request in webhook_requests[: webhook["requests"]]})
+                distinct_sent = len(
+                    {request.rsplit(b"\r\n\r\n", 1)[1] for request in webhook_requests[: webhook["requests"]]}
+                )
                 webhook["queued"] = queued_count(port) - warm_queued
                 webhook["distinct_updates_sent"] = distinct_sent
                 paced_bare = asyncio.run(load(port, bare_requests, seconds, paced_rps))
@@ -245,8 +255,13 @@ def run(seconds: float, paced_rps: int, emulator_requests: int) -> dict:
         finally:
             sqs.stop()
             redis_server.stop()
-    return {"bare": bare, "webhook": webhook, "emulator": emulator,
-            "paced_bare": paced_bare, "paced_webhook": paced_webhook}
+    return {
+        "bare": bare,
+        "webhook": webhook,
+        "emulator": emulator,
+        "paced_bare": paced_bare,
+        "paced_webhook": paced_webhook,
+    }
 
 
 def main() -> None:
@@ -263,35 +278,39 @@ def main() -> None:
         return
     figures = run(args.seconds, args.paced_rps, args.emulator_requests)
     bare, webhook, emulator = figures["bare"], figures["webhook"], figures["emulator"]
-    print(json.dumps({
-        "benchmark": "ingress",
-        "connections": CONNECTIONS,
-        "duplicate_share": DUPLICATE_SHARE,
-        "webhook_rps": webhook["rps"],
-        "webhook_p50_ms": webhook["p50_ms"],
-        "webhook_p99_ms": webhook["p99_ms"],
-        "webhook_requests": webhook["requests"],
-        "webhook_non_200": webhook["non_200"],
-        "webhook_distinct_updates": webhook["distinct_updates_sent"],
-        "webhook_queued": webhook["queued"],
-        "bare_rps": bare["rps"],
-        "bare_p50_ms": bare["p50_ms"],
-        "bare_p99_ms": bare["p99_ms"],
-        "throughput_ratio_webhook_to_bare": round(webhook["rps"] / bare["rps"], 2),
-        "paced_rps": args.paced_rps,
-        "paced_webhook_p50_ms": figures["paced_webhook"]["p50_ms"],
-        "paced_webhook_p99_ms": figures["paced_webhook"]["p99_ms"],
-        "paced_bare_p50_ms": figures["paced_bare"]["p50_ms"],
-        "paced_bare_p99_ms": figures["paced_bare"]["p99_ms"],
-        "goal_p99_ms_max": 10,
-        "goal_throughput_ratio_min": 0.5,
-        "emulator_webhook_rps": emulator["rps"],
-        "emulator_webhook_p50_ms": emulator["p50_ms"],
-        "emulator_webhook_p99_ms": emulator["p99_ms"],
-        "emulator_requests": emulator["requests"],
-        "emulator_non_200": emulator["non_200"],
-        "emulator_queued": emulator["queued"],
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingress",
+                "connections": CONNECTIONS,
+                "duplicate_share": DUPLICATE_SHARE,
+                "webhook_rps": webhook["rps"],
+                "webhook_p50_ms": webhook["p50_ms"],
+                "webhook_p99_ms": webhook["p99_ms"],
+                "webhook_requests": webhook["requests"],
+                "webhook_non_200": webhook["non_200"],
+                "webhook_distinct_updates": webhook["distinct_updates_sent"],
+                "webhook_queued": webhook["queued"],
+                "bare_rps": bare["rps"],
+                "bare_p50_ms": bare["p50_ms"],
+                "bare_p99_ms": bare["p99_ms"],
+                "throughput_ratio_webhook_to_bare": round(webhook["rps"] / bare["rps"], 2),
+                "paced_rps": args.paced_rps,
+                "paced_webhook_p50_ms": figures["paced_webhook"]["p50_ms"],
+                "paced_webhook_p99_ms": figures["paced_webhook"]["p99_ms"],
+                "paced_bare_p50_ms": figures["paced_bare"]["p50_ms"],
+                "paced_bare_p99_ms": figures["paced_bare"]["p99_ms"],
+                "goal_p99_ms_max": 10,
+                "goal_throughput_ratio_min": 0.5,
+                "emulator_webhook_rps": emulator["rps"],
+                "emulator_webhook_p50_ms": emulator["p50_ms"],
+                "emulator_webhook_p99_ms": emulator["p99_ms"],
+                "emulator_requests": emulator["requests"],
+                "emulator_non_200": emulator["non_200"],
+                "emulator_queued": emulator["queued"],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import asyncio
 import importlib.util
 import json
 import logging
-import random
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -36,6 +36,7 @@ import psycopg
 from psycopg import sql
 from telethon import errors
 from telethon.tl import functions
+
 from tgops.cache import keys
 from tgops.cache.client import RedisPyClient
 from tgops.cache.lock import TokenLock
@@ -349,7 +350,9 @@ async def main() -> None:
                 "predecessor_drain_sec": round(theirs["drain_sec"], 2),
                 "b_drain_speedup_vs_predecessor": round(theirs["drain_sec"] / ours["drain_sec"], 1),
                 "fastest_possible_drain_sec_at_throttle_limit": round(fastest_possible_sec, 1),
-                "b_best_possible_speedup_at_throttle_limit": round(theirs["drain_sec"] / fastest_possible_sec, 1),
+                "b_best_possible_speedup_at_throttle_limit": round(
+                    theirs["drain_sec"] / fastest_possible_sec, 1
+                ),
             }
         )
     )

@@ -32,6 +32,7 @@ import httpx
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
+
 from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.db.migrate import apply_migrations
@@ -80,18 +81,28 @@ def seed_tasks(url: str, *, open_tasks: int, finished_tasks: int = 0, accounts: 
             " status, payload, finished_at, available_at)"
             " SELECT lpad(n::text, 26, '0'), 1, 'view', md5(n::text), 1 + n %% %(accounts)s,"
             " 'ext_' || (1 + n %% %(accounts)s),"
-            " %(status)s, '{\"link\": \"https://t.me/bench\"}'::jsonb,"
+            ' %(status)s, \'{"link": "https://t.me/bench"}\'::jsonb,'
             " CASE WHEN %(status)s = 'done' THEN now() END, now() - interval '1 minute'"
             " FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS n"
         )
         if finished_tasks:
-            connection.execute(insert, {"status": "done", "first": 1, "last": finished_tasks, "accounts": accounts})
-        connection.execute(insert, {"status": "queued", "first": finished_tasks + 1,
-                                    "last": finished_tasks + open_tasks, "accounts": accounts})
+            connection.execute(
+                insert, {"status": "done", "first": 1, "last": finished_tasks, "accounts": accounts}
+            )
+        connection.execute(
+            insert,
+            {
+                "status": "queued",
+                "first": finished_tasks + 1,
+                "last": finished_tasks + open_tasks,
+                "accounts": accounts,
+            },
+        )
         connection.execute("VACUUM ANALYZE telegram_tasks")
 
 
 # (a) ------------------------------------------------------------------------------------------------
+
 
 async def tgops_lease_and_complete(url: str, jobs: int) -> float:
     seed_tasks(url, open_tasks=jobs)
@@ -103,8 +114,12 @@ async def tgops_lease_and_complete(url: str, jobs: int) -> float:
             leased = (await pull_tasks(db, settings, BATCH)).tasks()
             if not leased:
                 return
-            reports = [TaskReport(task_id=task["task_id"], state="done", ok=True,
-                                  lease_version=task["lease_version"]) for task in leased]
+            reports = [
+                TaskReport(
+                    task_id=task["task_id"], state="done", ok=True, lease_version=task["lease_version"]
+                )
+                for task in leased
+            ]
             async with db.transaction() as tx:
                 finished = await finish_tasks(tx, reports, settings.task_lease_sec)
                 await take_done_from_orders(tx, finished.values())
@@ -128,13 +143,18 @@ PLAIN_DONE = "UPDATE telegram_tasks SET status = 'done', finished_at = now() WHE
 
 async def plain_skip_locked_loop(url: str, jobs: int) -> float:
     seed_tasks(url, open_tasks=jobs)
-    pool = AsyncConnectionPool(url, min_size=WORKERS, max_size=WORKERS, kwargs={"autocommit": True}, open=False)
+    pool = AsyncConnectionPool(
+        url, min_size=WORKERS, max_size=WORKERS, kwargs={"autocommit": True}, open=False
+    )
     await pool.open()
 
     async def worker() -> None:
         while True:
             async with pool.connection() as connection:
-                ids = [row[0] for row in await (await connection.execute(PLAIN_LEASE, {"limit": BATCH})).fetchall()]
+                ids = [
+                    row[0]
+                    for row in await (await connection.execute(PLAIN_LEASE, {"limit": BATCH})).fetchall()
+                ]
                 if not ids:
                     return
                 await connection.execute(PLAIN_DONE, {"ids": ids})
@@ -177,14 +197,32 @@ async def pgqueuer_dequeue_and_ack(url: str, jobs: int) -> float:
 
 # (b) ------------------------------------------------------------------------------------------------
 
+
 def start_api(database_url: str, redis_url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "TGOPS_DATABASE_URL": database_url, "TGOPS_REDIS_URL": redis_url,
-           "TGOPS_PROVIDER_TOKEN": TOKEN, "TGOPS_ENV": "development", "TGOPS_DATABASE_POOL_MAX": "16"}
+    env = {
+        **os.environ,
+        "TGOPS_DATABASE_URL": database_url,
+        "TGOPS_REDIS_URL": redis_url,
+        "TGOPS_PROVIDER_TOKEN": TOKEN,
+        "TGOPS_ENV": "development",
+        "TGOPS_DATABASE_POOL_MAX": "16",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tgops.api.app:create_app", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        env=env, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "tgops.api.app:create_app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
     )
     wait_for_port(port, 30, "the tgops API")
     return process, f"http://127.0.0.1:{port}"
@@ -195,20 +233,33 @@ async def http_reports_per_sec(database_url: str, redis_url: str) -> float:
     process, base = start_api(database_url, redis_url)
     reported = 0
     try:
-        async with httpx.AsyncClient(base_url=base, headers={"X-Provider-Token": TOKEN}, timeout=60) as client:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"X-Provider-Token": TOKEN}, timeout=60
+        ) as client:
             await client.post("/api/provider/telegram/tasks/pull", json={"limit": 1})  # warm the pool
             started = time.perf_counter()
 
             async def provider() -> None:
                 nonlocal reported
                 while True:
-                    response = await client.post("/api/provider/telegram/tasks/pull", json={"limit": HTTP_PULL_LIMIT})
+                    response = await client.post(
+                        "/api/provider/telegram/tasks/pull", json={"limit": HTTP_PULL_LIMIT}
+                    )
                     tasks = response.json()["tasks"]
                     if not tasks:
                         return
-                    reports = [{"task_id": task["task_id"], "state": "done", "ok": True,
-                                "lease_version": task["lease_version"]} for task in tasks]
-                    answer = await client.post("/api/provider/telegram/tasks/report", json={"reports": reports})
+                    reports = [
+                        {
+                            "task_id": task["task_id"],
+                            "state": "done",
+                            "ok": True,
+                            "lease_version": task["lease_version"],
+                        }
+                        for task in tasks
+                    ]
+                    answer = await client.post(
+                        "/api/provider/telegram/tasks/report", json={"reports": reports}
+                    )
                     reported += sum(1 for result in answer.json()["results"] if result["ok"])
 
             await asyncio.gather(*(provider() for _ in range(HTTP_PROVIDERS)))
@@ -220,6 +271,7 @@ async def http_reports_per_sec(database_url: str, redis_url: str) -> float:
 
 
 # (c) ------------------------------------------------------------------------------------------------
+
 
 async def pull_ms(url: str) -> float:
     db = await Database.connect(url, min_size=1, max_size=1)
@@ -247,27 +299,37 @@ async def main() -> None:
                     create_database(postgres, "bench_pgqueuer", migrate=False), DB_LEVEL_JOBS
                 )
             )
-            plain_rates.append(await plain_skip_locked_loop(create_database(postgres, "bench_plain"), DB_LEVEL_JOBS))
+            plain_rates.append(
+                await plain_skip_locked_loop(create_database(postgres, "bench_plain"), DB_LEVEL_JOBS)
+            )
         tgops_rate, pgqueuer_rate = statistics.median(tgops_rates), statistics.median(pgqueuer_rates)
         plain_rate = statistics.median(plain_rates)
         http_rate = await http_reports_per_sec(create_database(postgres, "bench_http"), redis_url)
         small = create_database(postgres, "bench_pull_10k")
-        seed_tasks(small, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=10_000 - PULL_SIZE * PULL_REPEATS)
+        seed_tasks(
+            small, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=10_000 - PULL_SIZE * PULL_REPEATS
+        )
         large = create_database(postgres, "bench_pull_1m")
-        seed_tasks(large, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=1_000_000 - PULL_SIZE * PULL_REPEATS)
+        seed_tasks(
+            large, open_tasks=PULL_SIZE * PULL_REPEATS, finished_tasks=1_000_000 - PULL_SIZE * PULL_REPEATS
+        )
         small_ms, large_ms = await pull_ms(small), await pull_ms(large)
-    print(json.dumps({
-        "db_lease_complete_tasks_per_sec": round(tgops_rate),
-        "pgqueuer_dequeue_ack_jobs_per_sec": round(pgqueuer_rate),
-        "db_throughput_ratio_vs_pgqueuer": round(tgops_rate / pgqueuer_rate, 2),
-        "plain_skip_locked_loop_tasks_per_sec": round(plain_rate),
-        "plain_loop_ratio_vs_pgqueuer": round(plain_rate / pgqueuer_rate, 2),
-        "http_providers": HTTP_PROVIDERS,
-        "http_reports_per_sec": round(http_rate),
-        "pull_1000_ms_10k_rows": round(small_ms, 2),
-        "pull_1000_ms_1m_rows": round(large_ms, 2),
-        "pull_ratio_1m_vs_10k": round(large_ms / small_ms, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "db_lease_complete_tasks_per_sec": round(tgops_rate),
+                "pgqueuer_dequeue_ack_jobs_per_sec": round(pgqueuer_rate),
+                "db_throughput_ratio_vs_pgqueuer": round(tgops_rate / pgqueuer_rate, 2),
+                "plain_skip_locked_loop_tasks_per_sec": round(plain_rate),
+                "plain_loop_ratio_vs_pgqueuer": round(plain_rate / pgqueuer_rate, 2),
+                "http_providers": HTTP_PROVIDERS,
+                "http_reports_per_sec": round(http_rate),
+                "pull_1000_ms_10k_rows": round(small_ms, 2),
+                "pull_1000_ms_1m_rows": round(large_ms, 2),
+                "pull_ratio_1m_vs_10k": round(large_ms / small_ms, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

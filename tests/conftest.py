@@ -75,7 +75,9 @@ def database_url(postgres_server_url: str, template_database: str) -> Iterator[s
     name = f"tgops_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server_url, autocommit=True) as admin:
         admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template_database))
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template_database)
+            )
         )
     yield _with_database(postgres_server_url, name)
     with psycopg.connect(postgres_server_url, autocommit=True) as admin:
@@ -114,7 +116,7 @@ def redis_url(redis_server_url: str) -> str:
 
 
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator["RedisPyClient"]:  # noqa: F821
+async def redis_client(redis_url: str) -> AsyncIterator[RedisPyClient]:  # noqa: F821
     """A redis-py client of the package on this test's Redis."""
     from tgops.cache.client import RedisPyClient
 
@@ -138,7 +140,7 @@ def settings(database_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator["Database"]:  # noqa: F821
+async def db(database_url: str) -> AsyncIterator[Database]:  # noqa: F821
     from tgops.db.database import Database
 
     database = await Database.connect(database_url)

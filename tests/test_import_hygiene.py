@@ -19,10 +19,10 @@ HANDLERS = sorted((ROOT / "functions").glob("*/app.py"))
 FORBIDDEN = ("telethon", "tgops.workers")
 CLEARED_ENV_PREFIXES = ("TGOPS_", "AWS_", "PYTHON")
 
-IMPORT_WITH_FORBIDDEN_MODULES_BLOCKED = """
+IMPORT_WITH_FORBIDDEN_MODULES_BLOCKED = f"""
 import importlib.abc, importlib.util, sys
 
-FORBIDDEN = {forbidden!r}
+FORBIDDEN = {FORBIDDEN!r}
 
 def forbidden(name):
     return any(name == root or name.startswith(root + ".") for root in FORBIDDEN)
@@ -42,7 +42,7 @@ spec.loader.exec_module(module)
 assert callable(module.handler), "app.handler is not callable"
 leaked = sorted(name for name in sys.modules if forbidden(name))
 assert not leaked, f"imported {{leaked}}"
-""".format(forbidden=FORBIDDEN)
+"""
 
 
 def import_in_fresh_interpreter(handler: Path, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -16,6 +16,8 @@ app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", 
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
+
+
 @app.command()
 def version() -> None:
     """Print the tgops version."""
@@ -29,7 +31,9 @@ def migrate() -> None:
 
     settings = load_settings()
     if not settings.database_url:
-        console.print("[red]error:[/red] TGOPS_DATABASE_URL: not set (tgops dev migrates its embedded database itself)")
+        console.print(
+            "[red]error:[/red] TGOPS_DATABASE_URL: not set (tgops dev migrates its embedded database itself)"
+        )
         raise typer.Exit(2)
     with one_line_errors():
         applied = apply_migrations(settings.database_url)

@@ -10,7 +10,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER = "change-me"
@@ -117,8 +125,17 @@ class Settings(BaseSettings):
     panel_base_url: str | None = None
     panel_api_key: SecretStr | None = None
     panel_poll_statuses: list[
-        Literal["validating", "depends_ok", "depends_failed", "awaiting", "in_progress", "pending",
-                "completed", "partial", "canceled"]
+        Literal[
+            "validating",
+            "depends_ok",
+            "depends_failed",
+            "awaiting",
+            "in_progress",
+            "pending",
+            "completed",
+            "partial",
+            "canceled",
+        ]
     ] = ["validating", "awaiting", "in_progress", "pending"]
     panel_service_ids: list[int] = []  # empty: one request per status for every service
     panel_page_limit: int = Field(1000, ge=1)
@@ -137,9 +154,19 @@ class Settings(BaseSettings):
     # else the one mapped from its remote service id, else the default. Cap 0 means no daily cap.
     provider_default_action: str = "subscribe"
     provider_service_actions: dict[int, str] = {}
-    provider_action_cooldown_sec: dict[str, int] = {"subscribe": 60, "unsubscribe": 60, "view": 5, "react": 30}
+    provider_action_cooldown_sec: dict[str, int] = {
+        "subscribe": 60,
+        "unsubscribe": 60,
+        "view": 5,
+        "react": 30,
+    }
     provider_default_cooldown_sec: int = Field(60, ge=0)
-    provider_action_daily_cap: dict[str, int] = {"subscribe": 50, "unsubscribe": 50, "view": 500, "react": 200}
+    provider_action_daily_cap: dict[str, int] = {
+        "subscribe": 50,
+        "unsubscribe": 50,
+        "view": 500,
+        "react": 200,
+    }
     provider_default_daily_cap: int = Field(0, ge=0)
     provider_one_shot_actions: list[str] = ["view", "react", "vote"]
     provider_max_batch: int = Field(1000, ge=1)  # pull limit, accounts per sync, reports per batch
@@ -190,7 +217,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_outside_development(self) -> "Settings":
+    def _no_placeholder_secrets_outside_development(self) -> Settings:
         if self.env == "development":
             return self
         for name in SECRET_FIELDS:
@@ -199,7 +226,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _telegram_never_simulated_in_production(self) -> "Settings":
+    def _telegram_never_simulated_in_production(self) -> Settings:
         if self.env == "production" and self.telegram_simulated:
             raise ValueError(f"{env_name('telegram_simulated')} must not be true when TGOPS_ENV=production")
         return self

@@ -24,12 +24,12 @@ HEALTH_CHECK_TIMEOUT_SEC = 2.0
 @dataclass
 class Runtime:
     settings: Settings
-    queue_sender: "SqsQueues | InMemoryQueues | None" = None  # SQS unless given (tests, benchmarks)
-    _database: "Database | None" = field(default=None, init=False)
-    _redis: "RedisClient | None" = field(default=None, init=False)
+    queue_sender: SqsQueues | InMemoryQueues | None = None  # SQS unless given (tests, benchmarks)
+    _database: Database | None = field(default=None, init=False)
+    _redis: RedisClient | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
-    async def database(self) -> "Database":
+    async def database(self) -> Database:
         if self._database is None:
             from tgops.db.database import Database
 
@@ -38,14 +38,14 @@ class Runtime:
                     self._database = await Database.from_settings(self.settings)
         return self._database
 
-    def redis(self) -> "RedisClient":
+    def redis(self) -> RedisClient:
         if self._redis is None:
             from tgops.cache.client import create_redis
 
             self._redis = create_redis(self.settings)
         return self._redis
 
-    def queues(self) -> "SqsQueues | InMemoryQueues":
+    def queues(self) -> SqsQueues | InMemoryQueues:
         if self.queue_sender is None:
             from tgops.messaging.sqs import SqsQueues
 
@@ -69,7 +69,9 @@ class Runtime:
 
     async def _check_sqs(self) -> str:
         queues = self.queues()
-        await asyncio.to_thread(queues.client.list_queues, QueueNamePrefix=self.settings.queue_prefix, MaxResults=1)
+        await asyncio.to_thread(
+            queues.client.list_queues, QueueNamePrefix=self.settings.queue_prefix, MaxResults=1
+        )
         return "up"
 
     async def close(self) -> None:
@@ -84,9 +86,9 @@ class Runtime:
 async def _run_check(check) -> dict[str, str]:
     try:
         status = await asyncio.wait_for(check(), HEALTH_CHECK_TIMEOUT_SEC)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return {"status": "down", "error": f"no answer within {HEALTH_CHECK_TIMEOUT_SEC:.0f}s"}
-    except Exception as error:  # a health check reports every failure rather than raising
+    except Exception as error:  # noqa: BLE001 -- a health check reports every failure rather than raising
         return {"status": "down", "error": f"{type(error).__name__}: {str(error)[:200]}"}
     return {"status": status}
 

@@ -13,9 +13,9 @@ from moto import mock_aws
 
 from tests.conftest import load_event
 from tgops.api.app import create_app
-from tgops.messaging.failures import record_final_failure
 from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.messaging.envelopes import encode
+from tgops.messaging.failures import record_final_failure
 from tgops.messaging.lambda_batch import process_sqs_messages
 from tgops.messaging.sqs import Received, SqsQueues
 from tgops.messaging.topology import DM, GROUP_MESSAGE, SETUP_FAST
@@ -93,7 +93,9 @@ async def test_listing_shows_reason_and_preview_and_loses_nothing(client, admin,
     second = (await client.get("/admin/dlq/group_message_queue", headers=admin)).json()
 
     assert (first["queue"], first["dlq"], first["approximate_depth"]) == (
-        "group_message_queue", "group_message_queue-dlq", 2
+        "group_message_queue",
+        "group_message_queue-dlq",
+        2,
     )
     by_id = {message["message_id"]: message for message in first["messages"]}
     assert set(by_id) == {poisoned, unexplained}
@@ -137,7 +139,9 @@ async def test_replay_of_chosen_ids_leaves_the_others_in_the_dlq(client, admin, 
     assert [message.body for message in await drain(queues, GROUP_MESSAGE.name)] == ["chosen"]
 
 
-async def test_a_replay_interrupted_before_its_delete_does_not_send_twice(client, admin, queues, database_url):
+async def test_a_replay_interrupted_before_its_delete_does_not_send_twice(
+    client, admin, queues, database_url
+):
     message_id = dead_letter(queues, GROUP_MESSAGE, "sent before the crash")
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(

@@ -86,7 +86,9 @@ def settings_with_dead_redis_and_postgres(settings):
     )
 
 
-async def test_new_update_is_acknowledged_and_queued_with_its_chat_order(client, queues, main_secret, redis_url):
+async def test_new_update_is_acknowledged_and_queued_with_its_chat_order(
+    client, queues, main_secret, redis_url
+):
     update = load_event("telegram_update_private_message")
 
     response = await client.post(MAIN_URL, json=update, headers=main_secret)
@@ -98,7 +100,11 @@ async def test_new_update_is_acknowledged_and_queued_with_its_chat_order(client,
     assert sent.group_id == f"{MAIN_BOT_ID}:{update['message']['chat']['id']}"
     assert sent.dedup_id == f"{MAIN_BOT_ID}:{update['update_id']}"
     message = decode(sent.body, TelegramUpdateReceived)
-    assert (message.bot_id, message.update_id, message.update_type) == (MAIN_BOT_ID, update["update_id"], "message")
+    assert (message.bot_id, message.update_id, message.update_type) == (
+        MAIN_BOT_ID,
+        update["update_id"],
+        "message",
+    )
     assert message.update == update
     assert redis_keys(redis_url, "webhook:*") == [keys.webhook_dedupe(MAIN_BOT_ID, update["update_id"])]
 
@@ -115,8 +121,12 @@ async def test_updates_are_routed_by_kind(client, queues, main_secret, event, qu
 
 
 @pytest.mark.parametrize("headers", [{}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: ""}])
-async def test_missing_or_wrong_secret_is_refused_and_nothing_is_remembered(client, queues, headers, redis_url):
-    response = await client.post(MAIN_URL, json=load_event("telegram_update_private_message"), headers=headers)
+async def test_missing_or_wrong_secret_is_refused_and_nothing_is_remembered(
+    client, queues, headers, redis_url
+):
+    response = await client.post(
+        MAIN_URL, json=load_event("telegram_update_private_message"), headers=headers
+    )
 
     assert response.status_code == 401
     assert SECRET_HEADER in response.json()["detail"]
@@ -134,13 +144,17 @@ async def test_placeholder_secret_accepts_nobody(settings, queues):
     assert response.status_code == 401
 
 
-async def test_each_bot_is_checked_against_its_own_hashed_secret(client, queues, bot_id, main_secret, database_url):
+async def test_each_bot_is_checked_against_its_own_hashed_secret(
+    client, queues, bot_id, main_secret, database_url
+):
     update = load_event("telegram_update_join_request")
     url = f"{MAIN_URL}/{bot_id}"
 
     accepted = await client.post(url, json=update, headers={SECRET_HEADER: BOT_SECRET})
     main_bots_secret = await client.post(url, json=update, headers=main_secret)
-    unknown_bot = await client.post(f"{MAIN_URL}/{bot_id + 1}", json=update, headers={SECRET_HEADER: BOT_SECRET})
+    unknown_bot = await client.post(
+        f"{MAIN_URL}/{bot_id + 1}", json=update, headers={SECRET_HEADER: BOT_SECRET}
+    )
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("UPDATE bots SET is_active = false WHERE id = %s", (bot_id,))
     inactive = await client.post(url, json={**update, "update_id": 9}, headers={SECRET_HEADER: BOT_SECRET})
@@ -155,7 +169,9 @@ async def test_each_bot_is_checked_against_its_own_hashed_secret(client, queues,
 async def test_same_update_five_times_is_queued_once(client, queues, main_secret):
     update = load_event("telegram_update_callback_query")
 
-    statuses = [(await client.post(MAIN_URL, json=update, headers=main_secret)).json()["status"] for _ in range(5)]
+    statuses = [
+        (await client.post(MAIN_URL, json=update, headers=main_secret)).json()["status"] for _ in range(5)
+    ]
 
     assert statuses == ["queued"] + ["duplicate"] * 4
     assert len(queues.calls) == 1
@@ -164,14 +180,18 @@ async def test_same_update_five_times_is_queued_once(client, queues, main_secret
 async def test_fifty_concurrent_copies_are_queued_once(client, queues, main_secret):
     update = load_event("telegram_update_group_message")
 
-    responses = await asyncio.gather(*(client.post(MAIN_URL, json=update, headers=main_secret) for _ in range(50)))
+    responses = await asyncio.gather(
+        *(client.post(MAIN_URL, json=update, headers=main_secret) for _ in range(50))
+    )
 
     assert {response.status_code for response in responses} == {200}
     assert sorted(response.json()["status"] for response in responses).count("queued") == 1
     assert len(queues.calls) == 1
 
 
-async def test_enqueue_failure_forgets_the_update_so_the_retry_gets_through(client, queues, main_secret, redis_url):
+async def test_enqueue_failure_forgets_the_update_so_the_retry_gets_through(
+    client, queues, main_secret, redis_url
+):
     update = load_event("telegram_update_private_message")
     queues.failures_left = 1
 
@@ -189,7 +209,9 @@ async def test_enqueue_failure_forgets_the_update_so_the_retry_gets_through(clie
 async def test_with_redis_down_postgres_dedupes_exactly_once(settings, queues, main_secret, database_url):
     update = load_event("telegram_update_join_request")
     async with webhook_client(settings_with_dead_redis(settings), queues) as client:
-        sequential = [(await client.post(MAIN_URL, json=update, headers=main_secret)).json() for _ in range(5)]
+        sequential = [
+            (await client.post(MAIN_URL, json=update, headers=main_secret)).json() for _ in range(5)
+        ]
         concurrent = await asyncio.gather(
             *(client.post(MAIN_URL, json={**update, "update_id": 77}, headers=main_secret) for _ in range(50))
         )
@@ -201,7 +223,9 @@ async def test_with_redis_down_postgres_dedupes_exactly_once(settings, queues, m
     assert dedupe_rows(database_url) == [(MAIN_BOT_ID, 77), (MAIN_BOT_ID, update["update_id"])]
 
 
-async def test_with_redis_down_an_enqueue_failure_releases_the_postgres_row(settings, queues, main_secret, database_url):
+async def test_with_redis_down_an_enqueue_failure_releases_the_postgres_row(
+    settings, queues, main_secret, database_url
+):
     update = load_event("telegram_update_private_message")
     queues.failures_left = 1
     async with webhook_client(settings_with_dead_redis(settings), queues) as client:
@@ -238,7 +262,9 @@ async def test_per_bot_webhook_answers_503_when_its_secret_cannot_be_checked(set
     assert queues.calls == []
 
 
-async def test_unhandled_update_types_are_acknowledged_counted_and_not_queued(client, queues, main_secret, redis_url):
+async def test_unhandled_update_types_are_acknowledged_counted_and_not_queued(
+    client, queues, main_secret, redis_url
+):
     update = load_event("telegram_update_inline_query")
 
     answers = [(await client.post(MAIN_URL, json=update, headers=main_secret)).json() for _ in range(2)]

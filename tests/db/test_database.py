@@ -29,7 +29,11 @@ async def test_ping_and_named_queries(db):
 
 
 async def test_transaction_rolls_back_on_error(db, monkeypatch):
-    monkeypatch.setitem(queries.all_queries(), "t_insert", "INSERT INTO webhook_dedupe (bot_id, update_id) VALUES (%(bot)s, %(update)s)")
+    monkeypatch.setitem(
+        queries.all_queries(),
+        "t_insert",
+        "INSERT INTO webhook_dedupe (bot_id, update_id) VALUES (%(bot)s, %(update)s)",
+    )
     monkeypatch.setitem(queries.all_queries(), "t_count", "SELECT count(*) AS n FROM webhook_dedupe")
     await db.execute("t_insert", {"bot": 1, "update": 1})
     with pytest.raises(ConflictError):

@@ -15,7 +15,9 @@ def _tables(connection) -> list[str]:
 def test_rls_enabled_on_every_table(database_url):
     with psycopg.connect(database_url) as connection:
         tables = _tables(connection)
-        assert {"provider_orders", "telegram_tasks", "webhook_dedupe", "tgops_schema_migrations"} <= set(tables)
+        assert {"provider_orders", "telegram_tasks", "webhook_dedupe", "tgops_schema_migrations"} <= set(
+            tables
+        )
         without_rls = connection.execute(
             "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = current_schema()::regnamespace"
             " AND NOT relrowsecurity"

@@ -10,9 +10,11 @@ Answer = InspectionResult | Exception
 
 
 def public_channel(**overrides) -> InspectionResult:
-    fields = dict(ok=True, exists=True, link_kind="public", chat_type="channel", title="A channel",
-                  username="somechannel", participants_count=1200, is_private=False, join_request=False,
-                  paid=False, is_bot=False)  # fmt: skip
+    fields = {
+        "ok": True, "exists": True, "link_kind": "public", "chat_type": "channel", "title": "A channel",
+        "username": "somechannel", "participants_count": 1200, "is_private": False, "join_request": False,
+        "paid": False, "is_bot": False,
+    }  # fmt: skip
     return InspectionResult(**(fields | overrides))
 
 

@@ -6,11 +6,11 @@ Import them into a test module or conftest: `from tests.fakes.mtproto_pool impor
 import itertools
 
 import pytest
+
+from tests.fakes.telethon_client import FakeTelegram
 from tgops.telegram.accounts import MtprotoAccounts
 from tgops.telegram.pool import MtprotoPool
 from tgops.telegram.sessions import SessionCipher
-
-from tests.fakes.telethon_client import FakeTelegram
 
 __all__ = ["add_accounts", "cipher", "make_pool", "pool_settings", "sessions", "telegram"]
 

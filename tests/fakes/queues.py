@@ -20,10 +20,11 @@ class RecordingQueues:
         if self.failures_left:
             self.failures_left -= 1
             raise QueueUnavailable(f"send to {queue}: simulated outage")
-        message_id = await self._checked.send(queue, body, group_id=group_id, dedup_id=dedup_id, delay_sec=delay_sec)
+        message_id = await self._checked.send(
+            queue, body, group_id=group_id, dedup_id=dedup_id, delay_sec=delay_sec
+        )
         self.calls.append(SentMessage(queue, body, message_id, group_id, dedup_id, delay_sec))
         return message_id
 
     def to(self, queue: str) -> list[SentMessage]:
         return [call for call in self.calls if call.queue == queue]
-

@@ -16,6 +16,7 @@ from time import monotonic
 from typing import Any
 
 from telethon import errors
+
 from tgops.telegram.simulated import (
     SimulatedClient,
     SimulatedTelegram,

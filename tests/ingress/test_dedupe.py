@@ -80,7 +80,9 @@ async def test_with_redis_down_postgres_dedupes_concurrent_copies_once(dead_redi
     assert (await dedupe.claim(7, 2002)).store == "postgres"
 
 
-async def test_postgres_fallback_treats_rows_past_the_ttl_as_absent_and_cleans_them_up(dead_redis, db, database_url):
+async def test_postgres_fallback_treats_rows_past_the_ttl_as_absent_and_cleans_them_up(
+    dead_redis, db, database_url
+):
     dedupe = UpdateDedupe(dead_redis, database_of(db), TTL_SEC)
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(

@@ -69,13 +69,17 @@ def test_dev_brings_up_every_dependency_and_stops_cleanly(tmp_path):
         assert status == 200, body
         assert body["status"] == "ok"
         assert {name: item["status"] for name, item in body["dependencies"].items()} == {
-            "postgres": "up", "redis": "up", "sqs": "up",
+            "postgres": "up",
+            "redis": "up",
+            "sqs": "up",
         }
     finally:
         code = _interrupt(process)
     assert code == 0, process.stderr.read().decode()
     assert (tmp_path / ".tgops" / "postgres" / "pgdata" / "PG_VERSION").exists()
-    assert not (tmp_path / ".tgops" / "postgres" / "pgdata" / "postmaster.pid").exists(), "Postgres left running"
+    assert not (tmp_path / ".tgops" / "postgres" / "pgdata" / "postmaster.pid").exists(), (
+        "Postgres left running"
+    )
 
     # The next run reuses the same data directory.
     process = _start_dev(tmp_path, port)
@@ -88,8 +92,12 @@ def test_dev_brings_up_every_dependency_and_stops_cleanly(tmp_path):
 
 def test_dev_names_the_bad_setting_in_one_line(tmp_path):
     result = subprocess.run(
-        [str(TGOPS), "dev"], cwd=tmp_path, env=_clean_env(TGOPS_PROXY_MODE="sideways"),
-        capture_output=True, text=True, timeout=60,
+        [str(TGOPS), "dev"],
+        cwd=tmp_path,
+        env=_clean_env(TGOPS_PROXY_MODE="sideways"),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -99,9 +107,14 @@ def test_dev_names_the_bad_setting_in_one_line(tmp_path):
 
 def test_dev_names_an_unreachable_database(tmp_path):
     result = subprocess.run(
-        [str(TGOPS), "dev"], cwd=tmp_path,
-        env=_clean_env(TGOPS_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/postgres?connect_timeout=2"),
-        capture_output=True, text=True, timeout=120,
+        [str(TGOPS), "dev"],
+        cwd=tmp_path,
+        env=_clean_env(
+            TGOPS_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/postgres?connect_timeout=2"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

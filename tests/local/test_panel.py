@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import httpx
+
 from tgops.local.fake_panel import FakePanel
 
 TGOPS = Path(sys.executable).parent / "tgops"

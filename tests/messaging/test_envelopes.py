@@ -79,7 +79,7 @@ def test_a_newer_model_reads_the_versions_it_declares_compatible():
     upgraded = decode(old_body, PingV2)
 
     assert (upgraded.chat_id, upgraded.schema_version) == (7, 1)
-    with pytest.raises(InvalidMessage, match="unsupported schema_version 3 .*supported: 2, 1"):
+    with pytest.raises(InvalidMessage, match=r"unsupported schema_version 3 .*supported: 2, 1"):
         decode('{"kind": "ping", "schema_version": 3, "chat_id": 1}', PingV2)
 
 

@@ -1,8 +1,8 @@
 import psycopg
 
 from tgops.config import get_settings
-from tgops.messaging.failures import MAX_REASON_CHARS, record_final_failure
 from tgops.local.services import free_port
+from tgops.messaging.failures import MAX_REASON_CHARS, record_final_failure
 
 
 def failures(database_url: str) -> list[tuple]:

@@ -11,8 +11,14 @@ from tgops.messaging.sqs import Received
 from tgops.messaging.topology import DM, GROUP_MESSAGE
 
 
-def lambda_record(message_id: str, body: str, *, receive_count: int = 1, receipt_handle: str | None = None,
-                  group_id: str | None = None) -> dict:
+def lambda_record(
+    message_id: str,
+    body: str,
+    *,
+    receive_count: int = 1,
+    receipt_handle: str | None = None,
+    group_id: str | None = None,
+) -> dict:
     """One record as Lambda's SQS event source mapping delivers it."""
     attributes = {"ApproximateReceiveCount": str(receive_count), "SentTimestamp": "1700000000000"}
     if group_id:
@@ -33,7 +39,10 @@ def event_from(received: list[Received]) -> dict:
     return {
         "Records": [
             lambda_record(
-                m.message_id, m.body, receive_count=m.receive_count, receipt_handle=m.receipt_handle,
+                m.message_id,
+                m.body,
+                receive_count=m.receive_count,
+                receipt_handle=m.receipt_handle,
                 group_id=m.group_id,
             )
             for m in received
@@ -128,7 +137,11 @@ def test_a_failure_at_the_last_receive_calls_the_final_failure_hook(queues):
         failing_on("bad")(record)
 
     process_sqs_batch(
-        event, None, GROUP_MESSAGE, handle, queues=queues,
+        event,
+        None,
+        GROUP_MESSAGE,
+        handle,
+        queues=queues,
         on_final_failure=lambda record, reason: finals.append((record.message_id, reason)),
     )
 
@@ -151,7 +164,10 @@ def test_async_handlers_get_received_messages_on_one_lasting_event_loop():
 
     [(message, first_loop), (_, second_loop)] = seen
     assert (message.message_id, message.body, message.receive_count, message.group_id) == (
-        "m1", '{"a": 1}', 2, "chat-1"
+        "m1",
+        '{"a": 1}',
+        2,
+        "chat-1",
     )
     assert message.receipt_handle == "handle-m1"
     assert first_loop is second_loop and not first_loop.is_closed()

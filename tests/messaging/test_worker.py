@@ -62,9 +62,7 @@ async def test_a_slow_job_keeps_its_message_invisible_beyond_the_visibility_time
         await finish.wait()
 
     stop = asyncio.Event()
-    running = asyncio.create_task(
-        worker(queues, handler, visibility_extension_every_sec=0.3).run(stop)
-    )
+    running = asyncio.create_task(worker(queues, handler, visibility_extension_every_sec=0.3).run(stop))
     await started.wait()
     seen_by_another_receiver = []
     for _ in range(12):  # 2.4 s, more than twice the 1 s visibility the message was received with

@@ -4,11 +4,11 @@ import sys
 import pytest
 from telegram.error import NetworkError
 from telethon import errors
-from tgops.orders.inspector import Inspector
-from tgops.telegram.bot_api import BotApiChats
 
 from tests.fakes.bot_api_http import FakeBotApiHttp, error
 from tests.fakes.mtproto_pool import *  # noqa: F403
+from tgops.orders.inspector import Inspector
+from tgops.telegram.bot_api import BotApiChats
 
 CHANNEL = {
     "id": -1001234,

@@ -251,7 +251,9 @@ async def test_a_body_that_is_not_a_job_is_refused(validator):
 def test_service_rules_come_from_the_environment_as_json(monkeypatch):
     from tgops.config import Settings
 
-    monkeypatch.setenv("TGOPS_ORDER_SERVICE_RULES", '{"12": {"link_kinds": ["public", "post"], "visibility": "public"}}')
+    monkeypatch.setenv(
+        "TGOPS_ORDER_SERVICE_RULES", '{"12": {"link_kinds": ["public", "post"], "visibility": "public"}}'
+    )
     rules = Settings().order_service_rules
 
     assert rules == {12: ServiceRule(link_kinds=["public", "post"], visibility="public")}

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import psycopg
 import pytest
+
 from tgops.api.app import create_app
 from tgops.config import Settings
 from tgops.runtime import Runtime
@@ -32,8 +33,15 @@ async def api(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def add_order(
-    database_url: str, *, remains: int, link: str = "https://t.me/channel", action: str | None = "subscribe",
-    per_call: int = 1, interval_seconds: int = 60, due: bool = True, status: str = "awaiting",
+    database_url: str,
+    *,
+    remains: int,
+    link: str = "https://t.me/channel",
+    action: str | None = "subscribe",
+    per_call: int = 1,
+    interval_seconds: int = 60,
+    due: bool = True,
+    status: str = "awaiting",
     remote_service_id: int = 1,
 ) -> int:
     with psycopg.connect(database_url, autocommit=True) as connection:
@@ -43,7 +51,18 @@ def add_order(
             " VALUES ((SELECT coalesce(max(remote_order_id), 0) + 1 FROM provider_orders), %s, %s, %s, %s, %s,"
             " %s, now() + CASE WHEN %s THEN interval '-1 second' ELSE interval '1 hour' END, %s, %s, %s)"
             " RETURNING id",
-            (remote_service_id, link, link, remains, remains, status, due, interval_seconds, action, per_call),
+            (
+                remote_service_id,
+                link,
+                link,
+                remains,
+                remains,
+                status,
+                due,
+                interval_seconds,
+                action,
+                per_call,
+            ),
         ).fetchone()
     return row[0]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
+from tests.provider.conftest import add_accounts, add_order, fetch
 from tgops.cache import keys
 from tgops.provider import claims
 from tgops.provider.actions import link_hash, rules_for
 from tgops.provider.generation import generate_tasks
 from tgops.runtime import Runtime
-
-from tests.provider.conftest import add_accounts, add_order, fetch
 
 LINK = "https://t.me/channel"
 ENDPOINTS = ("/accounts/sync", "/tasks/pull", "/tasks/report")
@@ -29,8 +29,11 @@ async def leased_task(api, database_url, runtime, *, remains=2, per_call=1, acti
 
 
 def task_row(database_url, task_id) -> dict:
-    [row] = fetch(database_url, "SELECT status, attempt, lease_version, result, provider_task_id FROM telegram_tasks"
-                  " WHERE id = %s", (task_id,))
+    [row] = fetch(
+        database_url,
+        "SELECT status, attempt, lease_version, result, provider_task_id FROM telegram_tasks WHERE id = %s",
+        (task_id,),
+    )
     return dict(zip(("status", "attempt", "lease_version", "result", "provider_task_id"), row))
 
 
@@ -39,8 +42,12 @@ def order_row(database_url, order_id) -> tuple:
 
 
 def expire_lease(database_url, task_id) -> None:
-    fetch(database_url, "UPDATE telegram_tasks SET leased_until = now() - interval '1 second',"
-          " available_at = now() - interval '1 second' WHERE id = %s RETURNING id", (task_id,))
+    fetch(
+        database_url,
+        "UPDATE telegram_tasks SET leased_until = now() - interval '1 second',"
+        " available_at = now() - interval '1 second' WHERE id = %s RETURNING id",
+        (task_id,),
+    )
 
 
 @pytest.mark.parametrize("path", ENDPOINTS)
@@ -53,15 +60,25 @@ async def test_missing_or_wrong_token_is_401(api, path, headers):
 
 
 async def test_accounts_sync_upserts_and_reports_bad_items(api, database_url):
-    first = await api.post(f"{BASE}/accounts/sync", json={"accounts": [
-        {"provider_account_id": "ext_123", "phone": "+1234567890", "is_active": True, "meta": {}},
-        {"provider_account_id": "ext_124", "phone": "+1234567891"},
-    ]})
-    second = await api.post(f"{BASE}/accounts/sync", json={"accounts": [
-        {"provider_account_id": "ext_123", "phone": "+1999", "is_active": False, "meta": {"dc": 2}},
-        {"phone": "+1000"},
-        "not an object",
-    ]})
+    first = await api.post(
+        f"{BASE}/accounts/sync",
+        json={
+            "accounts": [
+                {"provider_account_id": "ext_123", "phone": "+1234567890", "is_active": True, "meta": {}},
+                {"provider_account_id": "ext_124", "phone": "+1234567891"},
+            ]
+        },
+    )
+    second = await api.post(
+        f"{BASE}/accounts/sync",
+        json={
+            "accounts": [
+                {"provider_account_id": "ext_123", "phone": "+1999", "is_active": False, "meta": {"dc": 2}},
+                {"phone": "+1000"},
+                "not an object",
+            ]
+        },
+    )
 
     assert first.status_code == 200
     assert first.json() == {"ok": True, "synced": 2, "errors": []}
@@ -69,7 +86,9 @@ async def test_accounts_sync_upserts_and_reports_bad_items(api, database_url):
     assert body["ok"] is True and body["synced"] == 1
     assert [error["index"] for error in body["errors"]] == [1, 2]
     assert "provider_account_id" in body["errors"][0]["error"]
-    rows = fetch(database_url, "SELECT provider_account_id, phone, is_active, meta FROM telegram_accounts ORDER BY 1")
+    rows = fetch(
+        database_url, "SELECT provider_account_id, phone, is_active, meta FROM telegram_accounts ORDER BY 1"
+    )
     assert rows == [("ext_123", "+1999", False, {"dc": 2}), ("ext_124", "+1234567891", True, {})]
 
 
@@ -84,11 +103,23 @@ async def test_accounts_sync_refuses_more_than_1000(api, database_url):
 async def test_pull_answers_the_seed_shape_and_leases(api, database_url, runtime):
     task = await leased_task(api, database_url, runtime)
 
-    assert set(task) >= {"task_id", "order_id", "action", "link", "account", "per_call", "post_id", "link_hash",
-                         "attempt", "lease_version"}
+    assert set(task) >= {
+        "task_id",
+        "order_id",
+        "action",
+        "link",
+        "account",
+        "per_call",
+        "post_id",
+        "link_hash",
+        "attempt",
+        "lease_version",
+    }
     assert len(task["task_id"]) == 26
     assert task["action"] == "subscribe" and task["link"] == LINK and task["link_hash"] == link_hash(LINK)
-    assert task["account"]["provider_account_id"].startswith("ext_") and task["account"]["phone"].startswith("+1555")
+    assert task["account"]["provider_account_id"].startswith("ext_") and task["account"]["phone"].startswith(
+        "+1555"
+    )
     assert (task["per_call"], task["post_id"], task["attempt"], task["lease_version"]) == (1, None, 0, 1)
     row = task_row(database_url, task["task_id"])
     assert (row["status"], row["attempt"], row["lease_version"]) == ("leased", 1, 1)
@@ -124,10 +155,18 @@ async def test_an_expired_lease_is_pullable_again_with_a_new_version(api, databa
 
 async def test_done_commits_once_and_decrements_the_order(api, database_url, runtime, redis_client):
     task = await leased_task(api, database_url, runtime, remains=1)
-    account_id = fetch(database_url, "SELECT telegram_account_id FROM telegram_tasks WHERE id = %s",
-                       (task["task_id"],))[0][0]
-    report = {"task_id": task["task_id"], "state": "done", "ok": True, "error": None, "retry_after": None,
-              "provider_task_id": "provider_task_123", "data": {"message_id": 7, "note": None}}
+    account_id = fetch(
+        database_url, "SELECT telegram_account_id FROM telegram_tasks WHERE id = %s", (task["task_id"],)
+    )[0][0]
+    report = {
+        "task_id": task["task_id"],
+        "state": "done",
+        "ok": True,
+        "error": None,
+        "retry_after": None,
+        "provider_task_id": "provider_task_123",
+        "data": {"message_id": 7, "note": None},
+    }
 
     first = await api.post(f"{BASE}/tasks/report", json=report)
     second = await api.post(f"{BASE}/tasks/report", json=report)
@@ -151,12 +190,17 @@ async def test_failed_releases_the_lock_only_and_is_final(api, database_url, run
     [[account_id]] = fetch(database_url, "SELECT telegram_account_id FROM telegram_tasks")
     assert await redis_client.get(keys.reserve_lock("subscribe", account_id)) == task["task_id"]
 
-    response = await api.post(f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "failed",
-                                                           "ok": False, "error": "USER_BANNED"})
+    response = await api.post(
+        f"{BASE}/tasks/report",
+        json={"task_id": task["task_id"], "state": "failed", "ok": False, "error": "USER_BANNED"},
+    )
 
     assert response.json() == {"ok": True}
     row = task_row(database_url, task["task_id"])
-    assert (row["status"], row["result"]) == ("failed", {"state": "failed", "ok": False, "error": "USER_BANNED"})
+    assert (row["status"], row["result"]) == (
+        "failed",
+        {"state": "failed", "ok": False, "error": "USER_BANNED"},
+    )
     assert order_row(database_url, task["order_id"]) == (2, "in_progress")
     assert await redis_client.get(keys.reserve_lock("subscribe", account_id)) is None
     assert await redis_client.get(keys.cooldown("subscribe", account_id)) is None
@@ -178,21 +222,27 @@ async def test_failed_with_retry_after_is_pullable_after_that_time(api, database
     assert (again["task_id"], again["lease_version"]) == (task["task_id"], 2)
 
 
-async def test_a_report_from_an_expired_and_re_leased_lease_is_refused(api, database_url, runtime, redis_client):
+async def test_a_report_from_an_expired_and_re_leased_lease_is_refused(
+    api, database_url, runtime, redis_client
+):
     task = await leased_task(api, database_url, runtime)
     expire_lease(database_url, task["task_id"])
     [again] = (await api.post(f"{BASE}/tasks/pull", json={"limit": 10})).json()["tasks"]
 
-    late = await api.post(f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "done",
-                                                       "lease_version": task["lease_version"]})
+    late = await api.post(
+        f"{BASE}/tasks/report",
+        json={"task_id": task["task_id"], "state": "done", "lease_version": task["lease_version"]},
+    )
 
     assert late.status_code == 409
     assert "leased again" in late.json()["error"]
     assert task_row(database_url, task["task_id"])["status"] == "leased"
     assert order_row(database_url, task["order_id"])[0] == 2
     assert await redis_client.get(keys.task_commit(task["task_id"])) is None
-    current = await api.post(f"{BASE}/tasks/report", json={"task_id": again["task_id"], "state": "done",
-                                                          "lease_version": again["lease_version"]})
+    current = await api.post(
+        f"{BASE}/tasks/report",
+        json={"task_id": again["task_id"], "state": "done", "lease_version": again["lease_version"]},
+    )
     assert current.json() == {"ok": True}
     assert order_row(database_url, task["order_id"])[0] == 1
 
@@ -224,7 +274,9 @@ async def test_report_refuses_bad_input_with_a_reason_and_changes_nothing(api, d
     malformed = await api.post(f"{BASE}/tasks/report", content=b'{"task_id": ', headers=json_header)
     unknown = {"task_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "state": "done"}
     unknown_task = await api.post(f"{BASE}/tasks/report", json=unknown)
-    unknown_state = await api.post(f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "maybe"})
+    unknown_state = await api.post(
+        f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "maybe"}
+    )
     not_an_object = await api.post(f"{BASE}/tasks/report", json=[1, 2])
 
     assert malformed.status_code == 422 and "JSON" in malformed.text
@@ -237,12 +289,17 @@ async def test_report_refuses_bad_input_with_a_reason_and_changes_nothing(api, d
 
 async def test_batch_report_answers_per_item(api, database_url, runtime):
     task = await leased_task(api, database_url, runtime)
-    response = await api.post(f"{BASE}/tasks/report", json={"reports": [
-        {"task_id": task["task_id"], "state": "done"},
-        {"task_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "state": "done"},
-        {"task_id": task["task_id"], "state": "done"},
-        {"task_id": task["task_id"], "state": "nope"},
-    ]})
+    response = await api.post(
+        f"{BASE}/tasks/report",
+        json={
+            "reports": [
+                {"task_id": task["task_id"], "state": "done"},
+                {"task_id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "state": "done"},
+                {"task_id": task["task_id"], "state": "done"},
+                {"task_id": task["task_id"], "state": "nope"},
+            ]
+        },
+    )
 
     assert response.status_code == 200
     results = response.json()["results"]
@@ -282,7 +339,9 @@ async def test_a_retry_after_redis_committed_but_postgres_did_not_consumes_nothi
     task = await leased_task(api, database_url, runtime, remains=1)
     [[account_id]] = fetch(database_url, "SELECT telegram_account_id FROM telegram_tasks")
     # The first attempt's COMMIT reached Redis, then its Postgres transaction was lost.
-    first_attempt = claims.Claim(task["task_id"], account_id, task["link_hash"], rules_for(settings, "subscribe"))
+    first_attempt = claims.Claim(
+        task["task_id"], account_id, task["link_hash"], rules_for(settings, "subscribe")
+    )
     await claims.commit(redis_client, [first_attempt], settings.provider_commit_marker_ttl_sec)
 
     retry = await api.post(f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "done"})
@@ -296,10 +355,13 @@ async def test_a_retry_after_redis_committed_but_postgres_did_not_consumes_nothi
 
 async def test_pending_extends_the_lease_and_a_later_done_applies(api, database_url, runtime):
     task = await leased_task(api, database_url, runtime)
-    pending = await api.post(f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "pending",
-                                                          "provider_task_id": "p-1"})
-    done = await api.post(f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "done",
-                                                       "lease_version": 1})
+    pending = await api.post(
+        f"{BASE}/tasks/report",
+        json={"task_id": task["task_id"], "state": "pending", "provider_task_id": "p-1"},
+    )
+    done = await api.post(
+        f"{BASE}/tasks/report", json={"task_id": task["task_id"], "state": "done", "lease_version": 1}
+    )
 
     assert pending.json() == {"ok": True} and done.json() == {"ok": True}
     row = task_row(database_url, task["task_id"])
@@ -330,10 +392,15 @@ async def test_a_batch_reporting_one_task_twice_applies_the_first_and_refuses_an
     api, database_url, runtime
 ):
     task = await leased_task(api, database_url, runtime)
-    response = await api.post(f"{BASE}/tasks/report", json={"reports": [
-        {"task_id": task["task_id"], "state": "failed", "error": "USER_BANNED"},
-        {"task_id": task["task_id"], "state": "done"},
-    ]})
+    response = await api.post(
+        f"{BASE}/tasks/report",
+        json={
+            "reports": [
+                {"task_id": task["task_id"], "state": "failed", "error": "USER_BANNED"},
+                {"task_id": task["task_id"], "state": "done"},
+            ]
+        },
+    )
 
     [first, second] = response.json()["results"]
     assert first == {"task_id": task["task_id"], "ok": True}

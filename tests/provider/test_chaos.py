@@ -9,20 +9,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import itertools
 from collections import defaultdict
 
 import httpx
 import psycopg
 import pytest
 import redis
+from ulid import ULID
+
+from tests.provider.conftest import PROVIDER_TOKEN, add_accounts, add_order, fetch
 from tgops.api.app import create_app
 from tgops.cache import keys
 from tgops.provider import claims
 from tgops.provider.actions import link_hash, rules_for
 from tgops.runtime import Runtime
-from ulid import ULID
-
-from tests.provider.conftest import PROVIDER_TOKEN, add_accounts, add_order, fetch
 
 ACCOUNTS = 2500
 ACTIONS = ("subscribe", "view", "react", "vote")  # one task per (account, action): 10,000 tasks
@@ -53,32 +54,61 @@ def final_state(task_id: str) -> str:
 @pytest.fixture
 def chaos_settings(settings):
     cooldowns = dict.fromkeys(ACTIONS, 3600)  # outlives the test, so every cooldown is still visible
-    return settings.model_copy(update={"task_lease_sec": LEASE_SEC, "provider_action_cooldown_sec": cooldowns,
-                                       "database_pool_max": 20})
+    return settings.model_copy(
+        update={
+            "task_lease_sec": LEASE_SEC,
+            "provider_action_cooldown_sec": cooldowns,
+            "database_pool_max": 20,
+        }
+    )
 
 
 async def create_tasks(database_url: str, settings, redis_client) -> dict[str, list[int]]:
     """10,000 queued tasks, each holding its account's RESERVE lock, as generation leaves them."""
     account_ids = add_accounts(database_url, ACCOUNTS)
-    orders = {action: [add_order(database_url, remains=ACCOUNTS // ORDERS_PER_ACTION, action=action,
-                                 link=f"https://t.me/{action}{n}") for n in range(ORDERS_PER_ACTION)]
-              for action in ACTIONS}
+    orders = {
+        action: [
+            add_order(
+                database_url,
+                remains=ACCOUNTS // ORDERS_PER_ACTION,
+                action=action,
+                link=f"https://t.me/{action}{n}",
+            )
+            for n in range(ORDERS_PER_ACTION)
+        ]
+        for action in ACTIONS
+    }
     rows = []
     for action in ACTIONS:
         for position, account_id in enumerate(account_ids):
             order_id = orders[action][position % ORDERS_PER_ACTION]
             link = f"https://t.me/{action}{position % ORDERS_PER_ACTION}"
-            rows.append((str(ULID()), order_id, action, link_hash(link), account_id, f"ext_{position + 1}",
-                         psycopg.types.json.Jsonb({"link": link})))
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO telegram_tasks (id, order_id, action, link_hash, telegram_account_id,"
-                " provider_account_id, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
+            rows.append(
+                (
+                    str(ULID()),
+                    order_id,
+                    action,
+                    link_hash(link),
+                    account_id,
+                    f"ext_{position + 1}",
+                    psycopg.types.json.Jsonb({"link": link}),
+                )
+            )
+    with psycopg.connect(database_url, autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO telegram_tasks (id, order_id, action, link_hash, telegram_account_id,"
+            " provider_account_id, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
     for start in range(0, len(rows), 50):
-        await asyncio.gather(*(
-            claims.reserve(redis_client, task_id, rules_for(settings, action), hashed, [account_id], 120_000)
-            for task_id, _, action, hashed, account_id, *_ in rows[start:start + 50]))
+        await asyncio.gather(
+            *(
+                claims.reserve(
+                    redis_client, task_id, rules_for(settings, action), hashed, [account_id], 120_000
+                )
+                for task_id, _, action, hashed, account_id, *_ in rows[start : start + 50]
+            )
+        )
     return orders
 
 
@@ -110,8 +140,12 @@ class Providers:
         for task in pulled:
             leased_until = dt.datetime.fromisoformat(task["leased_until"])
             self.leases[task["task_id"]].append((task["lease_version"], leased_until))
-            report = {"task_id": task["task_id"], "state": final_state(task["task_id"]),
-                      "lease_version": task["lease_version"], "provider_task_id": f"p-{task['task_id']}"}
+            report = {
+                "task_id": task["task_id"],
+                "state": final_state(task["task_id"]),
+                "lease_version": task["lease_version"],
+                "provider_task_id": f"p-{task['task_id']}",
+            }
             first_lease = task["attempt"] == 0
             kind = fate(task["task_id"])
             if first_lease and kind == "never_reported":
@@ -167,14 +201,21 @@ async def test_chaos(database_url, redis_url, chaos_settings, redis_client):
     orders = await create_tasks(database_url, chaos_settings, redis_client)
     runtime = Runtime(chaos_settings)
     transport = httpx.ASGITransport(app=create_app(runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://tgops.test",
-                                 headers={"X-Provider-Token": PROVIDER_TOKEN}, timeout=60) as api:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://tgops.test",
+        headers={"X-Provider-Token": PROVIDER_TOKEN},
+        timeout=60,
+    ) as api:
         providers = Providers(api, database_url)
         await providers.run()
     await runtime.close()
 
-    tasks = fetch(database_url, "SELECT id, order_id, action, telegram_account_id, status, lease_version,"
-                  " reported_lease_version FROM telegram_tasks")
+    tasks = fetch(
+        database_url,
+        "SELECT id, order_id, action, telegram_account_id, status, lease_version,"
+        " reported_lease_version FROM telegram_tasks",
+    )
     assert len(tasks) == len(ACTIONS) * ACCOUNTS
     # Every task finished exactly as its last holder reported it, on the lease that reported it.
     assert all(status == final_state(task_id) for task_id, _, _, _, status, _, _ in tasks)
@@ -187,7 +228,7 @@ async def test_chaos(database_url, redis_url, chaos_settings, redis_client):
         versions = [version for version, _ in leases]
         assert sorted(versions) == list(range(1, len(versions) + 1)), task_id
         ordered = sorted(leases)
-        for (_, previous_end), (_, end) in zip(ordered, ordered[1:]):
+        for (_, previous_end), (_, end) in itertools.pairwise(ordered):
             assert end - dt.timedelta(seconds=LEASE_SEC) >= previous_end, task_id
 
     # Caps, cooldowns, link state and one-shot dedupe consumed exactly once per success; no lock left.
@@ -201,10 +242,13 @@ async def test_chaos(database_url, redis_url, chaos_settings, redis_client):
         pipe.exists(keys.task_commit(task_id))
     replies = pipe.execute()
     sync.close()
-    for index, (task_id, _, action, account_id, status, *_) in enumerate(tasks):
-        cap, cooldown, lock, marker = replies[index * 4:index * 4 + 4]
+    for index, (task_id, _, _action, _account_id, status, *_) in enumerate(tasks):
+        cap, cooldown, lock, marker = replies[index * 4 : index * 4 + 4]
         done = status == "done"
-        assert (cap, cooldown, lock, marker) == (("1", 1, 0, 1) if done else (None, 0, 0, 0)), (task_id, status)
+        assert (cap, cooldown, lock, marker) == (("1", 1, 0, 1) if done else (None, 0, 0, 0)), (
+            task_id,
+            status,
+        )
 
     # Every order's remains is exact.
     done_per_order = defaultdict(int)

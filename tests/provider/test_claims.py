@@ -58,7 +58,10 @@ async def test_one_shot_action_is_reserved_once_per_link_and_account(settings, r
     # The cooldown is spent too; once it is gone, the dedupe key alone still refuses the same link.
     await redis_client.delete(keys.cooldown("view", 1))
     assert await claims.reserve(redis_client, "task-b", rules, LINK, [1], TTL_MS, NOW) is None
-    assert await claims.reserve(redis_client, "task-b", rules, link_hash("https://t.me/other"), [1], TTL_MS, NOW) == 1
+    assert (
+        await claims.reserve(redis_client, "task-b", rules, link_hash("https://t.me/other"), [1], TTL_MS, NOW)
+        == 1
+    )
 
 
 async def test_commit_consumes_cooldown_cap_and_state_once_and_releases_the_lock(settings, redis_client):
@@ -96,7 +99,9 @@ async def test_rollback_releases_only_its_own_lock_and_consumes_nothing(settings
     await claims.reserve(redis_client, "task-a", rules, LINK, [1], TTL_MS, NOW)
     await redis_client.set(keys.reserve_lock("subscribe", 2), "task-b", px=TTL_MS)
 
-    released = await claims.rollback(redis_client, [claim(settings, "task-a", 1), claim(settings, "task-a", 2)])
+    released = await claims.rollback(
+        redis_client, [claim(settings, "task-a", 1), claim(settings, "task-a", 2)]
+    )
 
     assert released == 1
     assert await redis_client.get(keys.reserve_lock("subscribe", 1)) is None

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
+from typer.testing import CliRunner
+
+from tests.provider.conftest import add_accounts, add_order, fetch
 from tgops.cache import keys
 from tgops.cli import app as cli
 from tgops.db.database import Database
 from tgops.provider.generation import generate_tasks
-from typer.testing import CliRunner
-
-from tests.provider.conftest import add_accounts, add_order, fetch
 
 
 def tasks(database_url) -> list[tuple]:
-    return fetch(database_url, "SELECT id, order_id, action, telegram_account_id, per_call, status FROM telegram_tasks"
-                 " ORDER BY order_id, id")
+    return fetch(
+        database_url,
+        "SELECT id, order_id, action, telegram_account_id, per_call, status FROM telegram_tasks"
+        " ORDER BY order_id, id",
+    )
 
 
 def make_due(database_url) -> None:
@@ -78,7 +81,9 @@ async def test_no_task_when_every_account_is_cooling_down(db, database_url, sett
 
     assert (result.created, result.no_account) == (0, 1)
     assert tasks(database_url) == []
-    [[due_later]] = fetch(database_url, "SELECT next_run_at > now() FROM provider_orders WHERE id = %s", (order_id,))
+    [[due_later]] = fetch(
+        database_url, "SELECT next_run_at > now() FROM provider_orders WHERE id = %s", (order_id,)
+    )
     assert due_later
 
 

@@ -11,9 +11,9 @@ import json
 
 import psycopg
 from psycopg.types.json import Jsonb
-from tgops.db.queries import query
 
 from tests.provider.conftest import add_accounts, add_order
+from tgops.db.queries import query
 
 TASKS = 3_000
 REPORTED = 1_000
@@ -37,10 +37,18 @@ def test_a_batch_report_looks_tasks_up_by_id_under_stale_statistics(database_url
             (order_id, account_id, TASKS),
         )
         connection.execute("ANALYZE telegram_tasks")
-        leased = json.loads(connection.execute(query("lease_tasks"), {"limit": REPORTED, "lease_sec": 60})
-                            .fetchone()[1])
-        reports = [{"task_id": task["task_id"], "status": "done", "lease_version": task["lease_version"],
-                    "result": {"state": "done"}} for task in sorted(leased, key=lambda task: task["task_id"])]
+        leased = json.loads(
+            connection.execute(query("lease_tasks"), {"limit": REPORTED, "lease_sec": 60}).fetchone()[1]
+        )
+        reports = [
+            {
+                "task_id": task["task_id"],
+                "status": "done",
+                "lease_version": task["lease_version"],
+                "result": {"state": "done"},
+            }
+            for task in sorted(leased, key=lambda task: task["task_id"])
+        ]
 
         with connection.transaction(force_rollback=True):
             [[plan]] = connection.execute(
@@ -49,7 +57,10 @@ def test_a_batch_report_looks_tasks_up_by_id_under_stale_statistics(database_url
             ).fetchall()
 
     nodes = plan_nodes(plan[0]["Plan"])
-    scans = {node["Node Type"] for node in nodes
-             if node.get("Relation Name") == "telegram_tasks" and node["Node Type"] != "ModifyTable"}
+    scans = {
+        node["Node Type"]
+        for node in nodes
+        if node.get("Relation Name") == "telegram_tasks" and node["Node Type"] != "ModifyTable"
+    }
     assert scans == {"Index Scan", "Tid Scan"}
     assert plan[0]["Plan"]["Actual Rows"] == REPORTED

@@ -5,10 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from tests.provider.conftest import add_accounts, add_order, fetch
 from tgops.provider.generation import generate_tasks
 from tgops.provider.stats import task_counts
-
-from tests.provider.conftest import add_accounts, add_order, fetch
 
 LAMBDA = Path(__file__).parents[2] / "functions" / "generate_tasks" / "app.py"
 
@@ -20,10 +19,18 @@ async def test_counts_per_status_and_expired_leases(db, database_url, settings, 
     await generate_tasks(db, redis_client, settings, limit=10)
     ids = [row[0] for row in fetch(database_url, "SELECT id FROM telegram_tasks ORDER BY id")]
     fetch(database_url, "UPDATE telegram_tasks SET status = 'done' WHERE id = %s RETURNING id", (ids[0],))
-    fetch(database_url, "UPDATE telegram_tasks SET status = 'leased', leased_until = now() - interval '1 second',"
-          " available_at = now() - interval '1 second' WHERE id = %s RETURNING id", (ids[1],))
-    fetch(database_url, "UPDATE telegram_tasks SET status = 'leased', leased_until = now() + interval '1 minute',"
-          " available_at = now() + interval '1 minute' WHERE id = %s RETURNING id", (ids[2],))
+    fetch(
+        database_url,
+        "UPDATE telegram_tasks SET status = 'leased', leased_until = now() - interval '1 second',"
+        " available_at = now() - interval '1 second' WHERE id = %s RETURNING id",
+        (ids[1],),
+    )
+    fetch(
+        database_url,
+        "UPDATE telegram_tasks SET status = 'leased', leased_until = now() + interval '1 minute',"
+        " available_at = now() + interval '1 minute' WHERE id = %s RETURNING id",
+        (ids[2],),
+    )
 
     counts = await task_counts(db)
 

@@ -2,6 +2,7 @@ import asyncio
 
 import pytest
 from telethon import errors
+
 from tgops.config import Settings
 from tgops.telegram.errors import ErrorOutcome, classify
 

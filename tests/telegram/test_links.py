@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tgops.telegram.links import parse_link
 
 PUBLIC = [

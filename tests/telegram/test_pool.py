@@ -3,6 +3,7 @@ import logging
 
 import psycopg
 from telethon import errors
+
 from tgops.cache import keys
 from tgops.telegram.accounts import MtprotoAccounts
 from tgops.telegram.pool import DEADLINE_EXCEEDED, NO_AVAILABLE_ACCOUNTS, THROTTLE_SLOT_UNAVAILABLE

@@ -4,6 +4,7 @@ import pytest
 from cryptography.fernet import Fernet
 from telethon import TelegramClient
 from telethon.sessions import StringSession
+
 from tgops.telegram.accounts import Account
 from tgops.telegram.sessions import (
     MAX_FLOOD_SLEEP_SEC,

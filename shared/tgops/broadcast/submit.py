@@ -7,6 +7,7 @@ a retry with the same key and the same request gets the first job's id back and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -69,10 +70,8 @@ async def submit(
     except Exception:
         await _forget(redis, key)
         raise
-    try:
+    with contextlib.suppress(CacheError):  # queued all the same; the pending claim still refuses a retry
         await redis.set(key, f"queued:{request}:{job.job_id}", ex=QUEUED_TTL_SEC)
-    except CacheError:
-        pass  # queued all the same; the pending claim still refuses a retry until it expires
     return Submitted(job.job_id, replayed=False)
 
 
@@ -88,7 +87,5 @@ def _earlier(stored: str | None, request: str) -> Submitted:
 
 
 async def _forget(redis: RedisClient, key: str) -> None:
-    try:
+    with contextlib.suppress(CacheError):  # the pending claim expires within PENDING_TTL_SEC
         await redis.delete(key)
-    except CacheError:
-        pass  # the pending claim expires within PENDING_TTL_SEC

@@ -153,7 +153,7 @@ class RedisPyClient(_DriverClient):
             for pending in batch:
                 pending.answer.cancel()
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- each caller gets the error as its answer
             results = [error] * len(batch)
         for pending, result in zip(batch, results):
             if pending.answer.done():  # its caller was cancelled

@@ -58,9 +58,8 @@ class Session:
             return cursor.rowcount
 
     async def execute_many(self, name: str, rows: Iterable[Mapping[str, Any]]) -> None:
-        async with translated_errors():
-            async with self._connection.cursor() as cursor:
-                await cursor.executemany(query(name), list(rows))
+        async with translated_errors(), self._connection.cursor() as cursor:
+            await cursor.executemany(query(name), list(rows))
 
 
 class Database:
@@ -76,7 +75,7 @@ class Database:
         max_size: int = 10,
         transaction_pooler: bool = False,
         timeout_sec: float = 5.0,
-    ) -> "Database":
+    ) -> Database:
         # A transaction pooler (Supabase :6543) hands each transaction a different backend, so
         # server-side prepared statements would vanish between calls: never prepare there.
         kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
@@ -90,7 +89,7 @@ class Database:
         return cls(pool)
 
     @classmethod
-    async def from_settings(cls, settings: "Settings") -> "Database":  # noqa: F821
+    async def from_settings(cls, settings: Settings) -> Database:  # noqa: F821
         if not settings.database_url:
             raise DatabaseUnavailable("TGOPS_DATABASE_URL is not set")
         return await cls.connect(
@@ -107,17 +106,14 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
         """One pooled connection in autocommit mode: each statement commits on its own."""
-        async with translated_errors():
-            async with self._pool.connection() as connection:
-                yield Session(connection)
+        async with translated_errors(), self._pool.connection() as connection:
+            yield Session(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         """One pooled connection inside one transaction: all or nothing."""
-        async with translated_errors():
-            async with self._pool.connection() as connection:
-                async with connection.transaction():
-                    yield Session(connection)
+        async with translated_errors(), self._pool.connection() as connection, connection.transaction():
+            yield Session(connection)
 
     async def fetch_one(self, name: str, params: Mapping[str, Any] | None = None) -> Row | None:
         async with self.session() as session:

@@ -69,7 +69,8 @@ def apply_migrations(url: str, migrations: list[Migration] | None = None) -> lis
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_ID,))
                     connection.execute(CREATE_LEDGER)
                     row = connection.execute(
-                        "SELECT checksum FROM tgops_schema_migrations WHERE version = %s", (migration.version,)
+                        "SELECT checksum FROM tgops_schema_migrations WHERE version = %s",
+                        (migration.version,),
                     ).fetchone()
                     if row:
                         if row[0] != migration.checksum:

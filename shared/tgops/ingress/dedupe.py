@@ -36,9 +36,7 @@ class Claim:
 
 
 class UpdateDedupe:
-    def __init__(
-        self, redis: RedisClient, database: Callable[[], Awaitable[Database]], ttl_sec: int
-    ) -> None:
+    def __init__(self, redis: RedisClient, database: Callable[[], Awaitable[Database]], ttl_sec: int) -> None:
         self._redis = redis
         self._database = database  # opened only when Redis fails
         self._ttl_sec = ttl_sec

@@ -96,7 +96,9 @@ class DeadLetters:
                     break
                 seen.update(message.message_id for message in fresh)
                 chosen = [message for message in fresh if wanted is None or message.message_id in wanted]
-                kept += [message for message in fresh if wanted is not None and message.message_id not in wanted]
+                kept += [
+                    message for message in fresh if wanted is not None and message.message_id not in wanted
+                ]
                 await self._replay_batch(chosen, result)
         finally:
             await self._give_back(kept)
@@ -143,7 +145,9 @@ class DeadLetters:
 
     async def _receive(self, count: int, visibility_sec: int) -> list[Received]:
         return await self._queues.receive(
-            self._spec.dlq_name, max_messages=count, wait_time_sec=RECEIVE_WAIT_SEC,
+            self._spec.dlq_name,
+            max_messages=count,
+            wait_time_sec=RECEIVE_WAIT_SEC,
             visibility_timeout_sec=visibility_sec,
         )
 
@@ -159,13 +163,16 @@ class DeadLetters:
         rows = await self._database.fetch_all(
             "queue_failures_for_messages", {"queue": self._spec.name, "message_ids": message_ids}
         )
-        return {row["message_id"]: Failure(row["reason"], row["receive_count"], row["failed_at"]) for row in rows}
+        return {
+            row["message_id"]: Failure(row["reason"], row["receive_count"], row["failed_at"]) for row in rows
+        }
 
     async def _depth(self) -> int:
         def read() -> int:
             with translated_errors(f"read the depth of {self._spec.dlq_name}"):
                 attributes = self._queues.client.get_queue_attributes(
-                    QueueUrl=self._queues.url(self._spec.dlq_name), AttributeNames=["ApproximateNumberOfMessages"]
+                    QueueUrl=self._queues.url(self._spec.dlq_name),
+                    AttributeNames=["ApproximateNumberOfMessages"],
                 )["Attributes"]
             return int(attributes.get("ApproximateNumberOfMessages", 0))
 

@@ -86,7 +86,10 @@ class WebhookIngress:
         )
         try:
             await self.queues.send(
-                route.queue, encode(message), group_id=route.group_id(bot_id), dedup_id=f"{bot_id}:{update_id}"
+                route.queue,
+                encode(message),
+                group_id=route.group_id(bot_id),
+                dedup_id=f"{bot_id}:{update_id}",
             )
         except Exception as error:  # whatever failed, the update is not queued: forget the claim
             await self._release(claim)
@@ -98,7 +101,9 @@ class WebhookIngress:
             await self.dedupe.release(claim)
         except Exception:
             # The claim now outlives the failed enqueue until its TTL; Telegram's later retries get through.
-            log.exception("could not release the dedupe claim of update %s (bot %s)", claim.update_id, claim.bot_id)
+            log.exception(
+                "could not release the dedupe claim of update %s (bot %s)", claim.update_id, claim.bot_id
+            )
 
     async def _count_unhandled(self, update_type: str) -> None:
         log.info("ignoring a %s update: no consumer handles it", update_type)

@@ -94,7 +94,7 @@ def prepare_dependencies(settings: Settings) -> None:
 
     try:
         applied = apply_migrations(settings.database_url)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 -- start-up names the setting, whatever failed
         raise StartupError(f"TGOPS_DATABASE_URL: cannot migrate the database: {error}") from None
     if applied:
         log.info("applied migrations %s", ", ".join(applied))
@@ -102,7 +102,7 @@ def prepare_dependencies(settings: Settings) -> None:
         from tgops.messaging.sqs import SqsQueues
 
         SqsQueues(settings).ensure_queues()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 -- start-up names the setting, whatever failed
         raise StartupError(f"TGOPS_SQS_ENDPOINT_URL: cannot create the queues: {error}") from None
 
 
@@ -113,7 +113,7 @@ async def check_redis(settings: Settings) -> None:
     client = create_redis(settings)
     try:
         await asyncio.wait_for(client.ping(), 5)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 -- start-up names the setting, whatever failed
         raise StartupError(f"{setting}: cannot reach Redis: {error}") from None
     finally:
         await client.aclose()
@@ -183,7 +183,9 @@ async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: b
     await check_redis(settings)
     await prepare_telegram(settings, await runtime.database(), embedded_database=embedded_database)
     server = _Server(
-        uvicorn.Config(create_app(runtime), host=settings.api_host, port=settings.api_port, log_level="warning")
+        uvicorn.Config(
+            create_app(runtime), host=settings.api_host, port=settings.api_port, log_level="warning"
+        )
     )
     freeze_loaded_objects()
     tasks = [asyncio.create_task(server.serve(), name="api")]

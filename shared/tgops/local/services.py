@@ -99,7 +99,9 @@ class LocalPostgres:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         log = self.data_dir / "postgres.log"
         try:
-            self._pg("pg_ctl", "-D", str(self.pgdata), "-l", str(log), "-w", "-t", "60", "-o", options, "start")
+            self._pg(
+                "pg_ctl", "-D", str(self.pgdata), "-l", str(log), "-w", "-t", "60", "-o", options, "start"
+            )
         except LocalServiceError as error:
             raise LocalServiceError(f"{error} (see {log})") from None
         wait_for_port(self.port, 30, "embedded Postgres")
@@ -130,6 +132,7 @@ class LocalPostgres:
             capture_output=True,
             text=True,
             cwd="/",
+            check=False,
         )
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -153,8 +156,18 @@ class LocalRedis:
         self.port = self.port or free_port()
         persistence = ["--appendonly", "yes"] if self.durable else ["--appendonly", "no", "--save", ""]
         self._process = subprocess.Popen(
-            [redis_server, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--daemonize", "no", *persistence],
+            [
+                redis_server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--daemonize",
+                "no",
+                *persistence,
+            ],
             stdout=(self.data_dir / "redis.log").open("ab"),
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -39,7 +39,7 @@ class Message(BaseModel):
         field = cls.model_fields.get("kind")
         values = get_args(field.annotation) if field else ()
         if len(values) != 1:
-            raise TypeError(f"{cls.__name__} must declare `kind: Literal[\"...\"]` with exactly one value")
+            raise TypeError(f'{cls.__name__} must declare `kind: Literal["..."]` with exactly one value')
         return values[0]
 
     @classmethod
@@ -98,6 +98,4 @@ def _validate(payload: dict[str, Any], model: type[M]) -> M:
 
 
 def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, item['loc'])) or 'body'}: {item['msg']}" for item in error.errors()
-    )
+    return "; ".join(f"{'.'.join(map(str, item['loc'])) or 'body'}: {item['msg']}" for item in error.errors())

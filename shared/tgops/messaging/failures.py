@@ -35,5 +35,7 @@ def _record(queue: str, message_id: str, receive_count: int, reason: str) -> Non
         return
     params = {"queue": queue, "message_id": message_id, "receive_count": receive_count, "reason": reason}
     # prepare_threshold=None: Supabase's transaction pooler cannot keep prepared statements.
-    with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SEC, prepare_threshold=None) as conn:
+    with psycopg.connect(
+        url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SEC, prepare_threshold=None
+    ) as conn:
         conn.execute(query("record_queue_failure"), params)

@@ -24,8 +24,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from tgops.messaging.failures import record_final_failure
 from tgops.messaging.errors import QueueUnavailable, RetryLater
+from tgops.messaging.failures import record_final_failure
 from tgops.messaging.sqs import Received, SqsQueues
 from tgops.messaging.topology import MAX_RECEIVE_COUNT, QueueSpec
 
@@ -42,7 +42,8 @@ _runner: asyncio.Runner | None = None
 def log_final_failure(record: SQSRecord, reason: str) -> None:
     logger.error(
         "message %s failed its last attempt; SQS moves it to the DLQ: %s",
-        record.message_id, reason,
+        record.message_id,
+        reason,
         extra={"sqs_message_id": record.message_id, "receive_count": receive_count(record), "reason": reason},
     )
 
@@ -160,9 +161,14 @@ class _Batch:
         self._attempted_failures.add(record.message_id)
         logger.warning(
             "message %s failed; it comes back: %s",
-            record.message_id, reason,
-            extra={"queue": self._queue.name, "sqs_message_id": record.message_id,
-                   "receive_count": receive_count(record), "reason": reason},
+            record.message_id,
+            reason,
+            extra={
+                "queue": self._queue.name,
+                "sqs_message_id": record.message_id,
+                "receive_count": receive_count(record),
+                "reason": reason,
+            },
             exc_info=log_traceback,
         )
         if receive_count(record) >= MAX_RECEIVE_COUNT:
@@ -175,5 +181,6 @@ class _Batch:
         except QueueUnavailable as error:
             logger.warning(
                 "could not delay message %s; it comes back after the visibility timeout: %s",
-                record.message_id, error,
+                record.message_id,
+                error,
             )

@@ -63,7 +63,7 @@ class Received:
         return self.attributes.get("MessageGroupId")
 
     @classmethod
-    def from_sqs(cls, message: dict[str, Any]) -> "Received":
+    def from_sqs(cls, message: dict[str, Any]) -> Received:
         attributes = message.get("Attributes", {})
         return cls(
             message_id=message["MessageId"],

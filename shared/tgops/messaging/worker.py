@@ -19,8 +19,8 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tgops.messaging.failures import record_final_failure
 from tgops.messaging.errors import QueueUnavailable, RetryLater
+from tgops.messaging.failures import record_final_failure
 from tgops.messaging.sqs import MAX_RECEIVE_BATCH, Received, SqsQueues
 from tgops.messaging.topology import MAX_RECEIVE_COUNT, QueueSpec
 
@@ -39,7 +39,9 @@ EXTENSIONS_PER_TIMEOUT = 3  # extend well before the visibility runs out, even i
 def log_final_failure(message: Received, reason: str) -> None:
     logger.error(
         "message %s failed its last attempt (receive %d); SQS moves it to the DLQ: %s",
-        message.message_id, message.receive_count, reason,
+        message.message_id,
+        message.receive_count,
+        reason,
     )
 
 
@@ -172,7 +174,7 @@ class QueueWorker:
         except RetryLater as retry:
             self._failed(message, f"retry later: {retry.reason}", log_traceback=False)
             return retry
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 -- any handler error fails the message, never the worker
             if deadline.expired():
                 self._failed(message, f"job exceeded {self._job_timeout_sec:g}s", log_traceback=False)
             else:
@@ -189,7 +191,10 @@ class QueueWorker:
     def _failed(self, message: Received, reason: str, *, log_traceback: bool) -> None:
         logger.warning(
             "message %s from %s failed (receive %d); it comes back: %s",
-            message.message_id, self._queue.name, message.receive_count, reason,
+            message.message_id,
+            self._queue.name,
+            message.receive_count,
+            reason,
             exc_info=log_traceback,
         )
         if message.receive_count >= MAX_RECEIVE_COUNT:

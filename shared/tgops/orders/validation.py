@@ -226,9 +226,7 @@ class GroupValidator:
         return RetryLater(0, f"validation gave up: {reason}")
 
 
-async def handle(
-    runtime: Runtime, message: Received, *, inspector: LinkInspector | None = None
-) -> None:
+async def handle(runtime: Runtime, message: Received, *, inspector: LinkInspector | None = None) -> None:
     """The tg-inspect queue handler (tgops.handlers); the Fargate worker passes its own inspector."""
     validator = GroupValidator(
         runtime.settings,

@@ -53,7 +53,8 @@ async def sync_accounts(db: Database, items: list[Any]) -> SyncResult:
 
 def _item_error(index: int, item: Any, error: ValidationError) -> dict[str, Any]:
     problems = "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'item'}: {problem['msg']}" for problem in error.errors()
+        f"{'.'.join(str(part) for part in problem['loc']) or 'item'}: {problem['msg']}"
+        for problem in error.errors()
     )
     account_id = item.get("provider_account_id") if isinstance(item, dict) else None
     return {"index": index, "provider_account_id": account_id, "error": problems}

@@ -31,7 +31,9 @@ class ActionRules:
 def rules_for(settings: Settings, action: str) -> ActionRules:
     return ActionRules(
         action=action,
-        cooldown_sec=settings.provider_action_cooldown_sec.get(action, settings.provider_default_cooldown_sec),
+        cooldown_sec=settings.provider_action_cooldown_sec.get(
+            action, settings.provider_default_cooldown_sec
+        ),
         daily_cap=settings.provider_action_daily_cap.get(action, settings.provider_default_daily_cap),
         one_shot=action in settings.provider_one_shot_actions,
         forbidden_state=FORBIDDEN_STATE.get(action, ""),

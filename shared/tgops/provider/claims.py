@@ -33,8 +33,13 @@ class Claim:
 
 
 async def reserve(
-    client: RedisClient, task_id: str, rules: ActionRules, link_hash: str, account_ids: Sequence[int],
-    lock_ttl_ms: int, now: dt.datetime | None = None,
+    client: RedisClient,
+    task_id: str,
+    rules: ActionRules,
+    link_hash: str,
+    account_ids: Sequence[int],
+    lock_ttl_ms: int,
+    now: dt.datetime | None = None,
 ) -> int | None:
     """Lock the first of `account_ids` that may act now for this task; None when none may."""
     if not account_ids:
@@ -49,8 +54,14 @@ async def reserve(
             keys.link_state(link_hash, account_id),
             keys.one_shot_dedupe(rules.action, link_hash, account_id),
         ]
-    args = [task_id, lock_ttl_ms, rules.forbidden_state, rules.required_state, rules.daily_cap,
-            "1" if rules.one_shot else "0"]
+    args = [
+        task_id,
+        lock_ttl_ms,
+        rules.forbidden_state,
+        rules.required_state,
+        rules.daily_cap,
+        "1" if rules.one_shot else "0",
+    ]
     position = int(await script("reserve").run(client, candidate_keys, args))
     return account_ids[position - 1] if position else None
 
@@ -73,8 +84,15 @@ async def commit(
             keys.link_state(claim.link_hash, account_id),
             keys.one_shot_dedupe(action, claim.link_hash, account_id),
         ]
-        args += [claim.task_id, rules.cooldown_sec, cap_ttl_sec, rules.state_after_success, rules.state_ttl_sec,
-                 "1" if rules.one_shot else "0", marker_ttl_sec]
+        args += [
+            claim.task_id,
+            rules.cooldown_sec,
+            cap_ttl_sec,
+            rules.state_after_success,
+            rules.state_ttl_sec,
+            "1" if rules.one_shot else "0",
+            marker_ttl_sec,
+        ]
     results = await script("commit").run(client, claim_keys, args)
     return [CommitResult(int(result)) for result in results]
 

@@ -7,12 +7,11 @@ of `remains`, so no more work is generated than the order still needs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import contextlib
 import logging
 import random
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from ulid import ULID
 
@@ -53,15 +52,23 @@ class AccountSelector:
     async def reserve(self, session: Session, task_id: str, rules: ActionRules, link: str) -> Row | None:
         start = self._cursors.get(rules.action, self._start_after_id)
         pages = 0
-        for after_id, up_to_id in ((start, NO_UPPER_BOUND), (0, start)):
+        for first_after_id, up_to_id in ((start, NO_UPPER_BOUND), (0, start)):
+            after_id = first_after_id
             while pages < CANDIDATE_PAGES_PER_TASK:
-                params = {"action": rules.action, "after_id": after_id, "up_to_id": up_to_id, "limit": self._page_size}
+                params = {
+                    "action": rules.action,
+                    "after_id": after_id,
+                    "up_to_id": up_to_id,
+                    "limit": self._page_size,
+                }
                 candidates = await session.fetch_all("candidate_accounts", params)
                 if not candidates:
                     break
                 pages += 1
                 account_ids = [row["id"] for row in candidates]
-                chosen = await claims.reserve(self._redis, task_id, rules, link, account_ids, self._lock_ttl_ms)
+                chosen = await claims.reserve(
+                    self._redis, task_id, rules, link, account_ids, self._lock_ttl_ms
+                )
                 if chosen is not None:
                     self._cursors[rules.action] = chosen
                     return next(row for row in candidates if row["id"] == chosen)
@@ -69,7 +76,9 @@ class AccountSelector:
         return None
 
 
-async def generate_tasks(db: Database, redis: RedisClient, settings: Settings, limit: int) -> GenerationResult:
+async def generate_tasks(
+    db: Database, redis: RedisClient, settings: Settings, limit: int
+) -> GenerationResult:
     result = GenerationResult()
     highest = await db.fetch_one("highest_account_id")
     selector = AccountSelector(redis, settings, random.randint(0, highest["id"]))
@@ -82,7 +91,11 @@ async def generate_tasks(db: Database, redis: RedisClient, settings: Settings, l
 
 
 async def _generate_batch(
-    db: Database, redis: RedisClient, settings: Settings, selector: AccountSelector, limit: int,
+    db: Database,
+    redis: RedisClient,
+    settings: Settings,
+    selector: AccountSelector,
+    limit: int,
     result: GenerationResult,
 ) -> int:
     reserved: list[claims.Claim] = []
@@ -102,7 +115,11 @@ async def _generate_batch(
 
 
 async def _generate_for_order(
-    session: Session, settings: Settings, selector: AccountSelector, order: Row, reserved: list[claims.Claim],
+    session: Session,
+    settings: Settings,
+    selector: AccountSelector,
+    order: Row,
+    reserved: list[claims.Claim],
     result: GenerationResult,
 ) -> bool:
     needed = order["remains"] - order["open_quantity"]

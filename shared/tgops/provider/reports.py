@@ -93,11 +93,18 @@ async def apply_reports(
         lost = await _settle_claims(redis, settings, firsts, finished)
         if lost:
             await tx.execute("fail_lost_reservations", {"ids": sorted(lost)})
-        await take_done_from_orders(tx, [task for task_id, task in finished.items()
-                                         if firsts[task_id].state == "done" and task_id not in lost])
+        await take_done_from_orders(
+            tx,
+            [
+                task
+                for task_id, task in finished.items()
+                if firsts[task_id].state == "done" and task_id not in lost
+            ],
+        )
     for task_id in finished:
         outcomes[task_id] = (
-            ReportOutcome(task_id, 409, "the account's reservation was lost") if task_id in lost
+            ReportOutcome(task_id, 409, "the account's reservation was lost")
+            if task_id in lost
             else ReportOutcome(task_id, APPLIED)
         )
     return [_outcome_at(report, firsts, outcomes) for report in reports]
@@ -168,7 +175,9 @@ def _refusal(report: TaskReport, row: Row | None) -> ReportOutcome:
     if report.lease_version is not None and report.lease_version != row["lease_version"]:
         current = row["lease_version"]
         return ReportOutcome(
-            task_id, 409, f"lease {report.lease_version} expired and the task was leased again (lease {current})"
+            task_id,
+            409,
+            f"lease {report.lease_version} expired and the task was leased again (lease {current})",
         )
     if row["reported_lease_version"] == row["lease_version"]:
         return ReportOutcome(task_id, APPLIED)  # this lease's failure was already recorded (task requeued)

@@ -36,7 +36,9 @@ class FailureOut(BaseModel):
 
 class DeadLetterOut(BaseModel):
     message_id: str
-    receive_count: int = Field(description="SQS's receive count: deliveries to consumers plus looks at the DLQ")
+    receive_count: int = Field(
+        description="SQS's receive count: deliveries to consumers plus looks at the DLQ"
+    )
     group_id: str | None = Field(description="FIFO message group (bot and chat)")
     sent_at: datetime | None
     body_preview: str
@@ -60,7 +62,9 @@ class ReplayRequest(BaseModel):
 class ReplayResponse(BaseModel):
     replayed: dict[str, str] = Field(description="DLQ message id -> new message id in the source queue")
     already_replayed: list[str] = Field(description="replayed by an earlier run: only removed from the DLQ")
-    not_found: list[str] = Field(description="asked for, but not in the DLQ (gone, or held by another reader)")
+    not_found: list[str] = Field(
+        description="asked for, but not in the DLQ (gone, or held by another reader)"
+    )
 
 
 @router.get("/{queue}", response_model=DlqListing)

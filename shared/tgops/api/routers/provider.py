@@ -42,10 +42,16 @@ class RequestValidationErrorBody(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": ProviderError | ErrorResponse, "description": "a limit out of range, or a body that is not JSON"},
+    400: {
+        "model": ProviderError | ErrorResponse,
+        "description": "a limit out of range, or a body that is not JSON",
+    },
     401: {"model": ErrorResponse, "description": "missing or wrong X-Provider-Token"},
     404: {"model": ProviderError, "description": "unknown task_id"},
-    409: {"model": ProviderError, "description": "the report's lease has expired and the task was leased again"},
+    409: {
+        "model": ProviderError,
+        "description": "the report's lease has expired and the task was leased again",
+    },
     422: {"model": ProviderError | RequestValidationErrorBody, "description": "a field is missing or wrong"},
     503: {"model": ProviderError, "description": "Postgres or Redis unavailable: nothing applied, retry"},
 }
@@ -76,7 +82,9 @@ JsonInt = Annotated[int, BeforeValidator(json_integer)]
 
 
 class PullRequest(BaseModel):
-    limit: JsonInt = Field(DEFAULT_PULL_LIMIT, json_schema_extra={"minimum": 1, "maximum": MAX_BATCH_DOCUMENTED})
+    limit: JsonInt = Field(
+        DEFAULT_PULL_LIMIT, json_schema_extra={"minimum": 1, "maximum": MAX_BATCH_DOCUMENTED}
+    )
 
 
 def report_body_schema() -> dict[str, Any]:
@@ -87,7 +95,12 @@ def report_body_schema() -> dict[str, Any]:
         "required": ["reports"],
         "properties": {"reports": {"type": "array", "maxItems": MAX_BATCH_DOCUMENTED, "items": {}}},
     }
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"anyOf": [single, batch]}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"anyOf": [single, batch]}}},
+        }
+    }
 
 
 def refuse(status: int, reason: str) -> JSONResponse:
@@ -185,5 +198,6 @@ async def _apply(runtime: RuntimeDep, reports: list[TaskReport]) -> list[ReportO
 
 def _reason(error: ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}" for problem in error.errors()
+        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
+        for problem in error.errors()
     )

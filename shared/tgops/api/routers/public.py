@@ -103,7 +103,9 @@ async def send_messages(
         content=request.content, buttons=request.buttons, chat_ids=request.chat_ids, api_key_id=api_key.id
     )
     try:
-        submitted = await submit(job, runtime.queues(), runtime.redis() if idempotency_key else None, idempotency_key)
+        submitted = await submit(
+            job, runtime.queues(), runtime.redis() if idempotency_key else None, idempotency_key
+        )
     except IdempotencyConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     except QueueUnavailable:

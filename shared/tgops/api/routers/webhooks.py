@@ -90,7 +90,9 @@ async def bot_webhook(
     try:
         matches = await bot_secret_matches(await runtime.database(), bot_id, secret)
     except DatabaseError:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot verify the bot's secret now") from None
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "cannot verify the bot's secret now"
+        ) from None
     if not matches:
         raise _wrong_secret()
     return await _accept(request, runtime, bot_id)
