@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tgops.command_support import console, load_settings, one_line_errors
+from tgops.cli.support import console, load_settings, one_line_errors
 from tgops.local.dev_state import read_dev_state
 
 app = typer.Typer(

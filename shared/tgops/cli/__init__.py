@@ -7,10 +7,10 @@ import logging
 import typer
 
 import tgops
-from tgops.api.api_key_commands import app as apikey_app
-from tgops.command_support import console, load_settings, one_line_errors
-from tgops.local.panel_commands import app as panel_app
-from tgops.provider.cli import app as tasks_app
+from tgops.cli.apikey import app as apikey_app
+from tgops.cli.panel import app as panel_app
+from tgops.cli.support import console, load_settings, one_line_errors
+from tgops.cli.tasks import app as tasks_app
 
 app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")

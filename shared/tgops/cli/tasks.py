@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tgops.command_support import run_with_database, run_with_runtime
+from tgops.cli.support import run_with_database, run_with_runtime
 
 app = typer.Typer(help="Provider tasks: generate them from due orders, count them.", no_args_is_help=True)
 

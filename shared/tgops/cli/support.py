@@ -1,6 +1,6 @@
 """What every `tgops` subcommand shares: one-line errors, settings, and a Runtime around an async action.
 
-Kept apart from tgops.cli, which imports the subcommand modules, so they can import this at the top.
+Kept apart from tgops.cli (the package), which imports the command groups, so they can import this at the top.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tgops.api import api_keys
-from tgops.command_support import console, run_with_database
+from tgops.cli.support import console, run_with_database
 
 app = typer.Typer(help="Create, list and revoke API keys for the public API.", no_args_is_help=True)
 
