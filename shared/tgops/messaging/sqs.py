@@ -257,20 +257,17 @@ class SqsQueues:
             response = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         return response["Attributes"]["QueueArn"]
 
+    def depth(self, queue: str) -> dict[str, int]:
+        """Visible, in-flight and delayed counts of one queue or DLQ (logical name)."""
+        response = self._call(
+            "read depth of", queue, "get_queue_attributes", AttributeNames=list(DEPTH_ATTRIBUTES.values())
+        )
+        attributes = response["Attributes"]
+        return {key: int(attributes.get(name, 0)) for key, name in DEPTH_ATTRIBUTES.items()}
+
     def approximate_depths(self) -> dict[str, dict[str, int]]:
         """Visible, in-flight and delayed counts of every queue and DLQ, by logical name."""
-        depths = {}
-        for spec in self.specs:
-            for queue in (spec.name, spec.dlq_name):
-                response = self._call(
-                    "read depth of",
-                    queue,
-                    "get_queue_attributes",
-                    AttributeNames=list(DEPTH_ATTRIBUTES.values()),
-                )
-                attributes = response["Attributes"]
-                depths[queue] = {key: int(attributes.get(name, 0)) for key, name in DEPTH_ATTRIBUTES.items()}
-        return depths
+        return {queue: self.depth(queue) for spec in self.specs for queue in (spec.name, spec.dlq_name)}
 
 
 @dataclass(frozen=True)
