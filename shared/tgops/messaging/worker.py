@@ -89,7 +89,7 @@ class QueueWorker:
         self._concurrency = concurrency or queue.consumer.concurrency
         self._wait_time_sec = wait_time_sec
         self._failed_visibility_sec = visibility_timeout_sec or queue.visibility_timeout_sec
-        self.lease_sec = lease_sec or self._failed_visibility_sec
+        self.lease_sec = lease_sec or min(DEFAULT_LEASE_SEC, self._failed_visibility_sec)
         self._renew_every_sec = visibility_extension_every_sec or self.lease_sec / RENEWALS_PER_LEASE
         self._shutdown_grace_sec = shutdown_grace_sec
         self._consumer = QueueConsumer(
