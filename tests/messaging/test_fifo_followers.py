@@ -108,8 +108,29 @@ async def test_fargate_a_follower_runs_after_its_head_is_dead_lettered(queues):
     await running
 
     assert [count for body, count in handled if body == HEAD] == [1, 2, 3]
-    assert [body for body, _ in handled].count(FOLLOWER) == 1
+    assert [count for body, count in handled if body == FOLLOWER] == [1]  # it spent no receive waiting
     assert [body for body, _ in handled].count(NEIGHBOUR) == 1
     dead = await drain(queues, DM.dlq_name)
     assert [(message.body, message.message_id) for message in dead] == [(HEAD, ids[HEAD])]
     assert await drain(queues, DM.name) == []
+
+
+async def test_fargate_a_follower_keeps_all_its_receives_for_its_own_failures(queues):
+    ids = await send_group(queues)
+    handled: list[tuple[str, int]] = []
+
+    async def handler(message: Received) -> None:
+        handled.append((message.body, message.receive_count))
+        if message.body == HEAD or (message.body == FOLLOWER and message.receive_count < 3):
+            raise RuntimeError("fails")
+
+    worker = QueueWorker(queues, DM, handler, wait_time_sec=0, visibility_timeout_sec=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await eventually(lambda: (FOLLOWER, 3) in handled, "the follower's third receive", timeout_sec=20)
+    await eventually(lambda: queues.depth(DM.name) == {"visible": 0, "in_flight": 0, "delayed": 0}, "done")
+    stop.set()
+    await running
+
+    assert [count for body, count in handled if body == FOLLOWER] == [1, 2, 3]
+    assert [message.message_id for message in await drain(queues, DM.dlq_name)] == [ids[HEAD]]

@@ -198,7 +198,7 @@ async def test_a_fifo_group_runs_in_order_one_message_at_a_time(queues):
     assert [body for body in order if body.startswith("b")] == ["b1", "b2"]
 
 
-async def test_a_failure_in_a_fifo_group_gives_back_the_rest_of_that_group_unrun(queues):
+async def test_a_failure_in_a_fifo_group_holds_back_the_rest_of_that_group_unrun(queues):
     for body in ("a1", "a2", "a3"):
         await queues.send(DM.name, body, group_id="A", dedup_id=body)
     calls: list[str] = []
@@ -209,9 +209,10 @@ async def test_a_failure_in_a_fifo_group_gives_back_the_rest_of_that_group_unrun
 
     stop = asyncio.Event()
     running = asyncio.create_task(worker(queues, handler, spec=DM, visibility_timeout_sec=300).run(stop))
-    # a1 stays in flight for its visibility timeout; a2 and a3 are visible again, behind it
+    # a1 stays in flight for its visibility timeout; a2 and a3 wait behind it, never received
     await eventually(
-        lambda: depth(queues, DM.name) == {"visible": 2, "in_flight": 1, "delayed": 0}, "a2 and a3 given back"
+        lambda: depth(queues, DM.name) == {"visible": 2, "in_flight": 1, "delayed": 0},
+        "a1 failed, a2 and a3 waiting",
     )
     stop.set()
     await running

@@ -10,13 +10,14 @@ FIFO queues: the messages of one delivery (a Lambda batch, a worker's receive) r
 order, and a failure skips the rest of its group in that delivery, given back to come after it.
 
 A head failing at its last receive does not skip its followers: the group moves on past it, in the
-same delivery. SQS counts every receive of a message, and a follower is received with its head every
-time the head comes back (SQS and moto hand out a group's messages together, and neither hands out any
-of a group while one of it is in flight, so the followers cannot be held back while the head alone is
-received again). Skipped behind a head that fails three times, they would reach their DLQ untried.
-Nothing can uncount a receive, and sending a follower again would put it behind the group's later
-messages; so when the head's fate is sealed the followers run at once. A follower's own failures still
-count: it may have fewer receives left than a message that was never skipped, never none.
+same delivery. SQS counts every receive of a message toward maxReceiveCount, and a Lambda batch holds
+a group's followers beside its head each time the head comes back (SQS and moto hand out a group's
+messages together, and none of a group while one of it is in flight, so the followers cannot be held
+back while the head alone is received again). Skipped behind a head that fails three times, they would
+reach their DLQ untried. Nothing can uncount a receive, and sending a follower again would put it
+behind its group's later messages; so once the head's fate is sealed its followers run at once. In a
+Lambda batch a follower may so have fewer receives left for its own failures, never none. The Fargate
+driver receives a FIFO queue one message at a time, so there a follower never spends a receive.
 
 Two drivers: `tgops.messaging.lambda_batch` (Powertools' BatchProcessor, partial batch responses) and
 `tgops.messaging.worker` (Fargate: long polling, short leases kept alive while a job runs).

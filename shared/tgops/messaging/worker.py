@@ -1,8 +1,10 @@
 """The Fargate driver of the consumer engine: long-polls one queue and runs a bounded number of jobs.
 
-Each message goes through the engine (tgops.messaging.consumer) and then: done → deleted; retry later →
-visible again after its delay; failed → visible again after the queue's visibility timeout; skipped
-behind a failure of its FIFO group → given back at once. Messages of one FIFO group run in order, one at a time.
+Each message is one job through the engine (tgops.messaging.consumer), and then: done → deleted;
+retry later → visible again after its delay; failed → visible again after the queue's visibility
+timeout. A FIFO queue is received one message per call: SQS hands out no message of a group while
+one of it is in flight, so a group's messages run in order, one at a time, a failure holds back the
+rest of its group, and a follower never spends a receive behind a failing head.
 
 Messages are received on a short lease (`DEFAULT_LEASE_SEC`), renewed by a heartbeat while their job
 runs. The queue's own visibility timeout stays at least 6x the job timeout (ARCHITECTURE), but a
@@ -91,6 +93,12 @@ class QueueWorker:
         self._failed_visibility_sec = visibility_timeout_sec or queue.visibility_timeout_sec
         self.lease_sec = lease_sec or min(DEFAULT_LEASE_SEC, self._failed_visibility_sec)
         self._renew_every_sec = visibility_extension_every_sec or self.lease_sec / RENEWALS_PER_LEASE
+        # FIFO: one message per receive. SQS (and moto) hand out no message of a group while one of it
+        # is in flight, so each receive returns the oldest message of a free group: followers are never
+        # received beside their head, and a head that fails spends none of their receives (each receive
+        # counts toward maxReceiveCount). A batch would hand them out together and skipping them would
+        # cost each one a receive per failure of the head. The price is one call per FIFO message.
+        self._receive_batch = 1 if queue.fifo else MAX_RECEIVE_BATCH
         self._shutdown_grace_sec = shutdown_grace_sec
         self._consumer = QueueConsumer(
             queue,
@@ -106,12 +114,12 @@ class QueueWorker:
         logger.info("consuming %s with up to %d jobs at once", self._queue.name, self._concurrency)
         try:
             while not stop.is_set():
-                free = self._concurrency - sum(len(job.held) for job in self._jobs)
+                free = self._concurrency - len(self._jobs)
                 if free <= 0:
                     await self._wait_for_any((job.task for job in self._jobs), stop)
                     continue
-                for chain in self._chains(await self._receive(min(free, MAX_RECEIVE_BATCH), stop)):
-                    self._start(chain)
+                for message in await self._receive(min(free, self._receive_batch), stop):
+                    self._start(message)
         finally:
             await self._shut_down()
             await self._consumer.failures.close()
@@ -144,39 +152,21 @@ class QueueWorker:
         finally:
             stopping.cancel()
 
-    def _chains(self, messages: list[Received]) -> list[list[Received]]:
-        """Standard queue: one job per message. FIFO: one job per group, in the order received."""
-        if not self._queue.fifo:
-            return [[message] for message in messages]
-        groups: dict[str | None, list[Received]] = {}
-        for message in messages:
-            groups.setdefault(message.group_id, []).append(message)
-        return list(groups.values())
-
-    def _start(self, chain: list[Received]) -> None:
-        job = _Job(held=list(chain))
-        name = f"{self._queue.name}:{chain[0].message_id}"
-        job.task = asyncio.create_task(self._run_job(job, chain), name=name)
+    def _start(self, message: Received) -> None:
+        job = _Job(held=[message])
+        job.task = asyncio.create_task(
+            self._run_job(job, message), name=f"{self._queue.name}:{message.message_id}"
+        )
         self._jobs.add(job)
         job.task.add_done_callback(lambda _: self._jobs.discard(job))
 
-    async def _run_job(self, job: _Job, chain: list[Received]) -> None:
+    async def _run_job(self, job: _Job, message: Received) -> None:
         heartbeat = asyncio.create_task(self._keep_leased(job))
-        delivery = self._consumer.delivery()
-        skipped: list[Received] = []
         try:
-            for message in chain:
-                outcome = await self._consumer.consume(message, delivery)
-                if outcome.verdict is Verdict.SKIPPED:
-                    skipped.append(message)
-                    continue
-                async with job.visibility_lock:
-                    job.held.remove(message)
-                    await self._settle(outcome)
-            if skipped:
-                async with job.visibility_lock:
-                    await self._release(skipped, "an earlier message of its FIFO group failed")
-                    job.held.clear()
+            outcome = await self._consumer.consume(message, self._consumer.delivery())
+            async with job.visibility_lock:
+                job.held.clear()
+                await self._settle(outcome)
         finally:
             heartbeat.cancel()
 
