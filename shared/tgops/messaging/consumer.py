@@ -86,7 +86,7 @@ def log_final_failure(message: Received, reason: str) -> None:
 
 
 class Delivery:
-    """The messages received together (one Lambda batch, one worker chain): which groups have stopped."""
+    """Messages received together (one Lambda batch): the FIFO groups whose rest must wait."""
 
     def __init__(self, fifo: bool) -> None:
         self._fifo = fifo
@@ -122,12 +122,14 @@ class QueueConsumer:
     def delivery(self) -> Delivery:
         return Delivery(self.queue.fifo)
 
-    async def consume(self, message: Received, delivery: Delivery) -> Outcome:
-        if delivery.blocked(message):
+    async def consume(self, message: Received, delivery: Delivery | None = None) -> Outcome:
+        """Run `message`, or skip it when `delivery` holds an earlier failure of its FIFO group."""
+        if delivery is not None and delivery.blocked(message):
             outcome = Outcome(message, Verdict.SKIPPED, SKIPPED_REASON)
         else:
             outcome = await self._run(message)
-        delivery.settle(outcome)
+        if delivery is not None:
+            delivery.settle(outcome)
         if not outcome.done:
             await self._failed(outcome)
         return outcome

@@ -163,7 +163,7 @@ class QueueWorker:
     async def _run_job(self, job: _Job, message: Received) -> None:
         heartbeat = asyncio.create_task(self._keep_leased(job))
         try:
-            outcome = await self._consumer.consume(message, self._consumer.delivery())
+            outcome = await self._consumer.consume(message)
             async with job.visibility_lock:
                 job.held.clear()
                 await self._settle(outcome)
