@@ -83,11 +83,11 @@ async def test_unknown_queue_is_refused_with_the_known_names(client, admin):
     assert "dm_queue" in response.text
 
 
-async def test_listing_shows_reason_and_preview_and_loses_nothing(client, admin, queues):
+async def test_listing_shows_reason_and_preview_and_loses_nothing(client, admin, queues, db):
     long_body = "x" * 2000
     poisoned = dead_letter(queues, GROUP_MESSAGE, long_body)
     unexplained = dead_letter(queues, GROUP_MESSAGE, "short")
-    record_final_failure(GROUP_MESSAGE.name, poisoned, 3, "BadRequest: chat not found")
+    await record_final_failure(db, GROUP_MESSAGE.name, poisoned, 3, "BadRequest: chat not found")
 
     first = (await client.get("/admin/dlq/group_message_queue", headers=admin)).json()
     second = (await client.get("/admin/dlq/group_message_queue", headers=admin)).json()

@@ -85,7 +85,7 @@ async def fuzz_runtime(settings, db, sqs_endpoint_url, monkeypatch):
     monkeypatch.setenv("TGOPS_SQS_ENDPOINT_URL", sqs_endpoint_url)
     # moto answers a long poll on an empty queue only after the whole wait, where its short poll is
     # already exact: without this each DLQ request would cost a second.
-    monkeypatch.setattr("tgops.ingress.dlq.RECEIVE_WAIT_SEC", 0)
+    monkeypatch.setattr("tgops.messaging.dlq.RECEIVE_WAIT_SEC", 0)
     get_settings.cache_clear()
     app.state.runtime = Runtime(get_settings())
 

@@ -6,7 +6,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from tgops.messaging.errors import RetryLater
-from tgops.messaging.lambda_batch import process_sqs_batch, process_sqs_messages
+from tgops.messaging.lambda_batch import process_sqs_messages
 from tgops.messaging.sqs import Received
 from tgops.messaging.topology import DM, GROUP_MESSAGE
 
@@ -51,11 +51,11 @@ def event_from(received: list[Received]) -> dict:
 
 
 def failing_on(*bad_bodies: str, calls: list[str] | None = None):
-    def handle(record) -> None:
+    async def handle(message: Received) -> None:
         if calls is not None:
-            calls.append(record.body)
-        if record.body in bad_bodies:
-            raise RuntimeError(f"cannot handle {record.body}")
+            calls.append(message.body)
+        if message.body in bad_bodies:
+            raise RuntimeError(f"cannot handle {message.body}")
 
     return handle
 
@@ -67,7 +67,7 @@ def failed_ids(response: dict) -> list[str]:
 def test_only_the_failed_records_are_reported():
     event = {"Records": [lambda_record(f"m{n}", body) for n, body in enumerate(("good", "bad", "good"), 1)]}
 
-    response = process_sqs_batch(event, None, GROUP_MESSAGE, failing_on("bad"))
+    response = process_sqs_messages(event, None, GROUP_MESSAGE, failing_on("bad"))
 
     assert failed_ids(response) == ["m2"]
 
@@ -75,14 +75,14 @@ def test_only_the_failed_records_are_reported():
 def test_a_fully_successful_batch_reports_nothing():
     event = {"Records": [lambda_record("m1", "good"), lambda_record("m2", "good")]}
 
-    assert process_sqs_batch(event, None, GROUP_MESSAGE, failing_on()) == {"batchItemFailures": []}
+    assert process_sqs_messages(event, None, GROUP_MESSAGE, failing_on()) == {"batchItemFailures": []}
 
 
 def test_a_fully_failed_batch_raises_so_the_whole_batch_returns():
     event = {"Records": [lambda_record("m1", "bad"), lambda_record("m2", "bad")]}
 
     with pytest.raises(BatchProcessingError, match="All records failed"):
-        process_sqs_batch(event, None, GROUP_MESSAGE, failing_on("bad"))
+        process_sqs_messages(event, None, GROUP_MESSAGE, failing_on("bad"))
 
 
 async def test_fifo_skips_the_rest_of_a_failed_group_and_releases_it(queues):
@@ -93,7 +93,9 @@ async def test_fifo_skips_the_rest_of_a_failed_group_and_releases_it(queues):
     ids = {m.body: m.message_id for m in received}
     calls: list[str] = []
 
-    response = process_sqs_batch(event_from(received), None, DM, failing_on("a1", calls=calls), queues=queues)
+    response = await asyncio.to_thread(
+        process_sqs_messages, event_from(received), None, DM, failing_on("a1", calls=calls), queues=queues
+    )
 
     assert calls == ["a1", "b1", "b2"]
     assert sorted(failed_ids(response)) == sorted([ids["a1"], ids["a2"]])
@@ -107,13 +109,15 @@ async def test_retry_later_hands_the_record_back_after_its_delay(queues):
     received = await queues.receive(GROUP_MESSAGE.name, wait_time_sec=0, visibility_timeout_sec=600)
     ids = {m.body: m.message_id for m in received}
 
-    def handle(record) -> None:
-        if record.body == "now":
+    async def handle(message: Received) -> None:
+        if message.body == "now":
             raise RetryLater(0, "flood wait over")
-        if record.body == "much later":
+        if message.body == "much later":
             raise RetryLater(600, "flood wait")
 
-    response = process_sqs_batch(event_from(received), None, GROUP_MESSAGE, handle, queues=queues)
+    response = await asyncio.to_thread(
+        process_sqs_messages, event_from(received), None, GROUP_MESSAGE, handle, queues=queues
+    )
 
     assert sorted(failed_ids(response)) == sorted([ids["now"], ids["much later"]])
     [back] = await queues.receive(GROUP_MESSAGE.name, wait_time_sec=0)
@@ -131,18 +135,18 @@ def test_a_failure_at_the_last_receive_calls_the_final_failure_hook(queues):
         ]
     }
 
-    def handle(record) -> None:
-        if record.body == "later":
+    async def handle(message: Received) -> None:
+        if message.body == "later":
             raise RetryLater(30, "account cooling down")
-        failing_on("bad")(record)
+        await failing_on("bad")(message)
 
-    process_sqs_batch(
+    process_sqs_messages(
         event,
         None,
         GROUP_MESSAGE,
         handle,
         queues=queues,
-        on_final_failure=lambda record, reason: finals.append((record.message_id, reason)),
+        on_final_failure=lambda message, reason: finals.append((message.message_id, reason)),
     )
 
     assert finals == [
@@ -171,3 +175,30 @@ def test_async_handlers_get_received_messages_on_one_lasting_event_loop():
     )
     assert message.receipt_handle == "handle-m1"
     assert first_loop is second_loop and not first_loop.is_closed()
+
+
+def test_fifo_a_head_failing_at_its_last_receive_lets_its_group_move_on(queues):
+    event = {
+        "Records": [
+            lambda_record("a1", "a1", receive_count=3, group_id="A"),
+            lambda_record("a2", "a2", receive_count=3, group_id="A"),
+            lambda_record("b1", "b1", receive_count=2, group_id="B"),
+            lambda_record("b2", "b2", receive_count=2, group_id="B"),
+        ]
+    }
+    calls: list[str] = []
+    finals: list[str] = []
+
+    response = process_sqs_messages(
+        event,
+        None,
+        DM,
+        failing_on("a1", "b1", calls=calls),
+        queues=queues,
+        on_final_failure=lambda message, reason: finals.append(message.message_id),
+    )
+
+    # a1 goes to its DLQ, so a2 runs; b1 will be tried again, so b2 waits behind it
+    assert calls == ["a1", "a2", "b1"]
+    assert sorted(failed_ids(response)) == ["a1", "b1", "b2"]
+    assert finals == ["a1"]

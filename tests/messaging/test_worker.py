@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import threading
 
 from tgops.local.services import free_port
+from tgops.messaging import worker as worker_module
 from tgops.messaging.errors import RetryLater
 from tgops.messaging.sqs import SqsQueues
-from tgops.messaging.topology import DM, SETUP_FAST
+from tgops.messaging.topology import DM, INSPECT, SETUP_FAST
 from tgops.messaging.worker import QueueWorker, Received, install_signal_handlers
 
 from .conftest import eventually, sqs_settings
@@ -195,7 +198,7 @@ async def test_a_fifo_group_runs_in_order_one_message_at_a_time(queues):
     assert [body for body in order if body.startswith("b")] == ["b1", "b2"]
 
 
-async def test_a_failure_in_a_fifo_group_gives_back_the_rest_of_that_group_unrun(queues):
+async def test_a_failure_in_a_fifo_group_holds_back_the_rest_of_that_group_unrun(queues):
     for body in ("a1", "a2", "a3"):
         await queues.send(DM.name, body, group_id="A", dedup_id=body)
     calls: list[str] = []
@@ -206,9 +209,10 @@ async def test_a_failure_in_a_fifo_group_gives_back_the_rest_of_that_group_unrun
 
     stop = asyncio.Event()
     running = asyncio.create_task(worker(queues, handler, spec=DM, visibility_timeout_sec=300).run(stop))
-    # a1 stays in flight for its visibility timeout; a2 and a3 are visible again, behind it
+    # a1 stays in flight for its visibility timeout; a2 and a3 wait behind it, never received
     await eventually(
-        lambda: depth(queues, DM.name) == {"visible": 2, "in_flight": 1, "delayed": 0}, "a2 and a3 given back"
+        lambda: depth(queues, DM.name) == {"visible": 2, "in_flight": 1, "delayed": 0},
+        "a1 failed, a2 and a3 waiting",
     )
     stop.set()
     await running
@@ -245,3 +249,77 @@ async def test_sigterm_sets_the_stop_event():
             loop.remove_signal_handler(signum)
 
     assert stop.is_set()
+
+
+class DyingWorker:
+    """Runs a worker on an event loop of its own thread. `die` stops that loop dead, as a killed
+    process would: no finally block runs, nothing is given back, no lease is renewed again.
+    `bury` lets the corpse finish its shutdown after the test has looked, so nothing leaks."""
+
+    def __init__(self, consumer: QueueWorker) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._task = self._loop.create_task(consumer.run(self._stop))
+        self._thread = self._run_loop()
+
+    def _run_loop(self) -> threading.Thread:
+        def serve() -> None:
+            with contextlib.suppress(RuntimeError):  # "Event loop stopped before Future completed."
+                self._loop.run_until_complete(self._task)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        return thread
+
+    def die(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def bury(self) -> None:
+        self._loop.call_soon(self._stop.set)
+        self._run_loop().join(10)
+        self._loop.close()
+
+
+async def test_a_message_held_by_a_dead_worker_comes_back_within_its_lease(queues, monkeypatch):
+    """The queue keeps its long visibility timeout; the worker leases messages for much less."""
+    lease_sec = 2
+    monkeypatch.setattr(worker_module, "DEFAULT_LEASE_SEC", lease_sec)
+    await queues.send(SETUP_FAST.name, "crashes the worker")
+    started = threading.Event()
+
+    async def handler(message: Received) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    consumer = QueueWorker(
+        queues, SETUP_FAST, handler, concurrency=1, wait_time_sec=1, shutdown_grace_sec=0.1
+    )
+    dying = DyingWorker(consumer)
+    assert await asyncio.to_thread(started.wait, 10)
+    await asyncio.sleep(lease_sec * 1.5)
+    alive_holds_it = await queues.receive(SETUP_FAST.name, wait_time_sec=0)
+    dying.die()
+    back: list[Received] = []
+    deadline = asyncio.get_running_loop().time() + lease_sec + 5
+    while not back and asyncio.get_running_loop().time() < deadline:
+        back += await queues.receive(SETUP_FAST.name, wait_time_sec=1, visibility_timeout_sec=300)
+    dying.bury()
+
+    assert alive_holds_it == []
+    assert [(message.body, message.receive_count) for message in back] == [("crashes the worker", 2)]
+    assert queue_visibility_timeout(queues, SETUP_FAST.name) == SETUP_FAST.visibility_timeout_sec
+
+
+def test_the_inspect_worker_leases_for_a_minute_while_its_queue_keeps_six_times_the_job_timeout(queues):
+    consumer = QueueWorker(queues, INSPECT, handler=None)
+
+    assert consumer.lease_sec == 60
+    assert queue_visibility_timeout(queues, INSPECT.name) == 6 * INSPECT.consumer.timeout_sec == 1080
+
+
+def queue_visibility_timeout(queues: SqsQueues, queue: str) -> int:
+    attributes = queues.client.get_queue_attributes(
+        QueueUrl=queues.url(queue), AttributeNames=["VisibilityTimeout"]
+    )
+    return int(attributes["Attributes"]["VisibilityTimeout"])

@@ -1,4 +1,7 @@
-"""The consumer loops and schedules that `tgops dev` runs beside the API, in one process."""
+"""The consumer loops and schedules that `tgops dev` runs beside the API, in one process.
+
+Every queue, Lambda-consumed ones included, runs through the consumer engine's Fargate driver
+(tgops.messaging.worker): the same policy as on AWS, with long polling instead of an event source."""
 
 from __future__ import annotations
 
@@ -25,7 +28,11 @@ def background_tasks(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task
             log.warning("queue %s has no handler yet: its messages stay queued", spec.name)
             continue
         worker = QueueWorker(
-            runtime.queues(), spec, functools.partial(handler, runtime), wait_time_sec=LOCAL_WAIT_TIME_SEC
+            runtime.queues(),
+            spec,
+            functools.partial(handler, runtime),
+            wait_time_sec=LOCAL_WAIT_TIME_SEC,
+            database=runtime.database,
         )
         tasks.append(asyncio.create_task(worker.run(stop), name=f"consumer:{spec.name}"))
     for schedule in SCHEDULES:

@@ -1,10 +1,15 @@
-"""The Fargate-side consumer: long-polls one queue and runs a bounded number of jobs at once.
+"""The Fargate driver of the consumer engine: long-polls one queue and runs a bounded number of jobs.
 
-A job's messages stay invisible while it runs (their visibility is extended periodically), are
-deleted when the handler returns, come back after `RetryLater.delay_sec` when it raises that, and
-come back after the visibility timeout on any other error (after MAX_RECEIVE_COUNT receives SQS
-moves them to the DLQ). Messages of one FIFO group run in order, one at a time; after a failure
-the rest of that group is released to come back behind it.
+Each message is one job through the engine (tgops.messaging.consumer), and then: done → deleted;
+retry later → visible again after its delay; failed → visible again after the queue's visibility
+timeout. A FIFO queue is received one message per call: SQS hands out no message of a group while
+one of it is in flight, so a group's messages run in order, one at a time, a failure holds back the
+rest of its group, and a follower never spends a receive behind a failing head.
+
+Messages are received on a short lease (`DEFAULT_LEASE_SEC`), renewed by a heartbeat while their job
+runs. The queue's own visibility timeout stays at least 6x the job timeout (ARCHITECTURE), but a
+worker that dies mid-job stops renewing, so its messages come back within a lease instead of after
+the queue's whole timeout (18 minutes for tg-inspect).
 
 On stop: no more receives; running jobs get `shutdown_grace_sec` to finish, then are cancelled;
 every message not finished is made visible again at once. Nothing unfinished is deleted.
@@ -18,31 +23,33 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tgops.messaging.errors import QueueUnavailable, RetryLater
-from tgops.messaging.failures import record_final_failure
-from tgops.messaging.sqs import MAX_RECEIVE_BATCH, Received, SqsQueues
-from tgops.messaging.topology import MAX_RECEIVE_COUNT, QueueSpec
+from tgops.messaging.backend import QueueBackend
+from tgops.messaging.consumer import (
+    FinalFailureHook,
+    Handler,
+    Outcome,
+    QueueConsumer,
+    Verdict,
+    log_final_failure,
+)
+from tgops.messaging.errors import QueueUnavailable
+from tgops.messaging.failures import FailureLog
+from tgops.messaging.sqs import MAX_RECEIVE_BATCH, Received
+from tgops.messaging.topology import QueueSpec
+
+if TYPE_CHECKING:
+    from tgops.db.database import Database
 
 __all__ = ["QueueWorker", "Received", "install_signal_handlers"]
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[Received], Awaitable[None]]
-FinalFailureHook = Callable[[Received, str], None]
-
 DEFAULT_SHUTDOWN_GRACE_SEC = 25.0  # inside ECS's default 30 s between SIGTERM and SIGKILL
+DEFAULT_LEASE_SEC = 60  # how long a dead worker's message stays invisible
 RECEIVE_ERROR_BACKOFF_SEC = 5.0
-EXTENSIONS_PER_TIMEOUT = 3  # extend well before the visibility runs out, even if one call is slow
-
-
-def log_final_failure(message: Received, reason: str) -> None:
-    logger.error(
-        "message %s failed its last attempt (receive %d); SQS moves it to the DLQ: %s",
-        message.message_id,
-        message.receive_count,
-        reason,
-    )
+RENEWALS_PER_LEASE = 3  # renew well before the lease runs out, even if one call is slow or fails
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:
@@ -62,7 +69,7 @@ class _Job:
 class QueueWorker:
     def __init__(
         self,
-        queues: SqsQueues,
+        queues: QueueBackend,
         queue: QueueSpec,
         handler: Handler,
         *,
@@ -73,19 +80,33 @@ class QueueWorker:
         job_timeout_sec: float | None = None,
         shutdown_grace_sec: float = DEFAULT_SHUTDOWN_GRACE_SEC,
         on_final_failure: FinalFailureHook = log_final_failure,
+        database: Callable[[], Awaitable[Database]] | None = None,
+        lease_sec: int | None = None,
     ) -> None:
+        """`visibility_timeout_sec`: how long a failed message stays invisible (the queue's by default);
+        `lease_sec`: the visibility a message is received with and renewed to while its job runs;
+        `database` (e.g. `Runtime.database`): where final failures are recorded."""
         self._queues = queues
         self._queue = queue
-        self._handler = handler
         self._concurrency = concurrency or queue.consumer.concurrency
         self._wait_time_sec = wait_time_sec
-        self._visibility_timeout_sec = visibility_timeout_sec or queue.visibility_timeout_sec
-        self._extension_every_sec = visibility_extension_every_sec or (
-            self._visibility_timeout_sec / EXTENSIONS_PER_TIMEOUT
-        )
-        self._job_timeout_sec = job_timeout_sec or queue.consumer.timeout_sec
+        self._failed_visibility_sec = visibility_timeout_sec or queue.visibility_timeout_sec
+        self.lease_sec = lease_sec or min(DEFAULT_LEASE_SEC, self._failed_visibility_sec)
+        self._renew_every_sec = visibility_extension_every_sec or self.lease_sec / RENEWALS_PER_LEASE
+        # FIFO: one message per receive. SQS (and moto) hand out no message of a group while one of it
+        # is in flight, so each receive returns the oldest message of a free group: followers are never
+        # received beside their head, and a head that fails spends none of their receives (each receive
+        # counts toward maxReceiveCount). A batch would hand them out together and skipping them would
+        # cost each one a receive per failure of the head. The price is one call per FIFO message.
+        self._receive_batch = 1 if queue.fifo else MAX_RECEIVE_BATCH
         self._shutdown_grace_sec = shutdown_grace_sec
-        self._on_final_failure = on_final_failure
+        self._consumer = QueueConsumer(
+            queue,
+            handler,
+            failures=FailureLog(database),
+            job_timeout_sec=job_timeout_sec or queue.consumer.timeout_sec,
+            on_final_failure=on_final_failure,
+        )
         self._jobs: set[_Job] = set()
         self._receiving: asyncio.Task | None = None
 
@@ -93,14 +114,15 @@ class QueueWorker:
         logger.info("consuming %s with up to %d jobs at once", self._queue.name, self._concurrency)
         try:
             while not stop.is_set():
-                free = self._concurrency - sum(len(job.held) for job in self._jobs)
+                free = self._concurrency - len(self._jobs)
                 if free <= 0:
                     await self._wait_for_any((job.task for job in self._jobs), stop)
                     continue
-                for chain in self._chains(await self._receive(min(free, MAX_RECEIVE_BATCH), stop)):
-                    self._start(chain)
+                for message in await self._receive(min(free, self._receive_batch), stop):
+                    self._start(message)
         finally:
             await self._shut_down()
+            await self._consumer.failures.close()
 
     async def _receive(self, count: int, stop: asyncio.Event) -> list[Received]:
         self._receiving = asyncio.ensure_future(
@@ -108,7 +130,7 @@ class QueueWorker:
                 self._queue.name,
                 max_messages=count,
                 wait_time_sec=self._wait_time_sec,
-                visibility_timeout_sec=self._visibility_timeout_sec,
+                visibility_timeout_sec=self.lease_sec,
             )
         )
         await self._wait_for_any([self._receiving], stop)
@@ -130,57 +152,31 @@ class QueueWorker:
         finally:
             stopping.cancel()
 
-    def _chains(self, messages: list[Received]) -> list[list[Received]]:
-        """Standard queue: one job per message. FIFO: one job per group, in the order received."""
-        if not self._queue.fifo:
-            return [[message] for message in messages]
-        groups: dict[str | None, list[Received]] = {}
-        for message in messages:
-            groups.setdefault(message.group_id, []).append(message)
-        return list(groups.values())
-
-    def _start(self, chain: list[Received]) -> None:
-        job = _Job(held=list(chain))
-        name = f"{self._queue.name}:{chain[0].message_id}"
-        job.task = asyncio.create_task(self._run_job(job, chain), name=name)
+    def _start(self, message: Received) -> None:
+        job = _Job(held=[message])
+        job.task = asyncio.create_task(
+            self._run_job(job, message), name=f"{self._queue.name}:{message.message_id}"
+        )
         self._jobs.add(job)
         job.task.add_done_callback(lambda _: self._jobs.discard(job))
 
-    async def _run_job(self, job: _Job, chain: list[Received]) -> None:
-        heartbeat = asyncio.create_task(self._keep_invisible(job))
+    async def _run_job(self, job: _Job, message: Received) -> None:
+        heartbeat = asyncio.create_task(self._keep_leased(job))
         try:
-            for message in chain:
-                failure = await self._handle(message)
-                async with job.visibility_lock:
-                    job.held.remove(message)
-                    if failure is None:
-                        await self._delete(message)
-                        continue
-                    if isinstance(failure, RetryLater):
-                        await self._change_visibility(message, failure.delay_sec)
-                    if job.held:
-                        await self._release(job.held, "an earlier message of its FIFO group failed")
-                        job.held.clear()
-                    return
+            outcome = await self._consumer.consume(message)
+            async with job.visibility_lock:
+                job.held.clear()
+                await self._settle(outcome)
         finally:
             heartbeat.cancel()
 
-    async def _handle(self, message: Received) -> Exception | None:
-        """Run the handler; return the logged error that made it fail, or None."""
-        deadline = asyncio.timeout(self._job_timeout_sec)
-        try:
-            async with deadline:
-                await self._handler(message)
-        except RetryLater as retry:
-            self._failed(message, f"retry later: {retry.reason}", log_traceback=False)
-            return retry
-        except Exception as error:  # noqa: BLE001 -- any handler error fails the message, never the worker
-            if deadline.expired():
-                self._failed(message, f"job exceeded {self._job_timeout_sec:g}s", log_traceback=False)
-            else:
-                self._failed(message, f"{type(error).__name__}: {error}", log_traceback=True)
-            return error
-        return None
+    async def _settle(self, outcome: Outcome) -> None:
+        if outcome.verdict is Verdict.DONE:
+            await self._delete(outcome.message)
+        elif outcome.verdict is Verdict.RETRY:
+            await self._change_visibility(outcome.message, outcome.delay_sec)
+        else:
+            await self._change_visibility(outcome.message, self._failed_visibility_sec)
 
     async def _delete(self, message: Received) -> None:
         try:
@@ -188,32 +184,12 @@ class QueueWorker:
         except QueueUnavailable as error:
             logger.warning("message %s handled but not deleted; it comes back: %s", message.message_id, error)
 
-    def _failed(self, message: Received, reason: str, *, log_traceback: bool) -> None:
-        logger.warning(
-            "message %s from %s failed (receive %d); it comes back: %s",
-            message.message_id,
-            self._queue.name,
-            message.receive_count,
-            reason,
-            exc_info=log_traceback,
-        )
-        if message.receive_count >= MAX_RECEIVE_COUNT:
-            self._on_final_failure(message, reason)
-            asyncio.get_running_loop().run_in_executor(
-                None,
-                record_final_failure,
-                self._queue.name,
-                message.message_id,
-                message.receive_count,
-                reason,
-            )
-
-    async def _keep_invisible(self, job: _Job) -> None:
+    async def _keep_leased(self, job: _Job) -> None:
         while True:
-            await asyncio.sleep(self._extension_every_sec)
+            await asyncio.sleep(self._renew_every_sec)
             async with job.visibility_lock:
                 for message in job.held:
-                    await self._change_visibility(message, self._visibility_timeout_sec)
+                    await self._change_visibility(message, self.lease_sec)
 
     async def _change_visibility(self, message: Received, timeout_sec: int) -> None:
         try:

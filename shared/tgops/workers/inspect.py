@@ -58,7 +58,9 @@ async def serve(
         runtime.settings, db=await runtime.database(), redis=runtime.redis(), client_factory=client_factory
     )
     handler = functools.partial(validation.handle, runtime, inspector=inspector)
-    worker = QueueWorker(runtime.queues(), INSPECT, handler, wait_time_sec=wait_time_sec)
+    worker = QueueWorker(
+        runtime.queues(), INSPECT, handler, wait_time_sec=wait_time_sec, database=runtime.database
+    )
     publisher = PoolMetricsPublisher(pool.metrics)
     publishing = asyncio.create_task(publisher.publish_every(POOL_METRICS_INTERVAL_SEC))
     try:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from tgops.api.auth import AdminDep, error_responses
 from tgops.api.deps import RuntimeDep
 from tgops.db.errors import DatabaseError
-from tgops.ingress.dlq import MAX_PEEK, MAX_REPLAY_PER_CALL, DeadLetters
+from tgops.messaging.dlq import MAX_PEEK, MAX_REPLAY_PER_CALL, DeadLetters
 from tgops.messaging.errors import QueueUnavailable
 from tgops.messaging.topology import QUEUES_BY_NAME
 from tgops.runtime import Runtime

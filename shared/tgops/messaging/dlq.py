@@ -1,7 +1,7 @@
-"""DLQ administration: look at a queue's dead letters without losing them, and replay them.
+"""DLQ administration of every queue: look at its dead letters without losing them, and replay them.
 
-Both work the same on AWS and on the local emulator: plain receive, send, delete and visibility calls,
-no message-move tasks (moto has none). Looking receives messages with a short visibility and gives them
+Both go through the `QueueBackend` protocol only (SQS, moto, or the local durable backend): plain
+receive, send, delete, visibility and depth calls, no message-move tasks (moto has none). Looking receives messages with a short visibility and gives them
 back at once. Replaying sends each chosen message to its source queue, records the replay, then deletes
 it from the DLQ; a message whose replay is already recorded is only deleted, so a second run (or a run
 after a crash between send and delete) never queues the same dead letter twice.
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from tgops.messaging.sqs import MAX_RECEIVE_BATCH, Received, translated_errors
+from tgops.messaging.sqs import MAX_RECEIVE_BATCH, Received
 from tgops.messaging.topology import QueueSpec
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
-    from tgops.messaging.sqs import SqsQueues
+    from tgops.messaging.backend import QueueBackend
 
 PEEK_VISIBILITY_SEC = 30  # only if giving a message back fails: it reappears by itself then
 REPLAY_VISIBILITY_SEC = 60
@@ -63,7 +63,7 @@ class ReplayResult:
 
 
 class DeadLetters:
-    def __init__(self, queues: SqsQueues, database: Database, spec: QueueSpec) -> None:
+    def __init__(self, queues: QueueBackend, database: Database, spec: QueueSpec) -> None:
         self._queues = queues
         self._database = database
         self._spec = spec
@@ -168,15 +168,8 @@ class DeadLetters:
         }
 
     async def _depth(self) -> int:
-        def read() -> int:
-            with translated_errors(f"read the depth of {self._spec.dlq_name}"):
-                attributes = self._queues.client.get_queue_attributes(
-                    QueueUrl=self._queues.url(self._spec.dlq_name),
-                    AttributeNames=["ApproximateNumberOfMessages"],
-                )["Attributes"]
-            return int(attributes.get("ApproximateNumberOfMessages", 0))
-
-        return await asyncio.to_thread(read)
+        depth = await asyncio.to_thread(self._queues.depth, self._spec.dlq_name)
+        return depth["visible"]
 
 
 def _dead_letter(message: Received, failure: Failure | None) -> DeadLetter:
