@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 import tgops
@@ -16,6 +14,19 @@ app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", 
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
+
+
+@app.callback()
+def configure() -> None:
+    """Every command logs through tgops.logs (bad settings are the command's to report)."""
+    from tgops.config import SettingsError, get_settings
+    from tgops.logs import configure_logging
+
+    try:
+        settings = get_settings()
+    except SettingsError:
+        settings = None
+    configure_logging(settings, service="cli")
 
 
 @app.command()
@@ -45,10 +56,7 @@ def dev() -> None:
     """Run the whole system locally: embedded Postgres, Redis and SQS unless URLs are configured."""
     from tgops.local.dev import run_dev
 
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every SQS call
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # logs every request: each panel poll
+    load_settings()
     with one_line_errors():
         run_dev()
 

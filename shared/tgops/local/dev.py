@@ -25,6 +25,7 @@ import uvicorn
 from tgops.config import PLACEHOLDER, Settings, get_settings
 from tgops.local.dev_state import clear_dev_state, write_dev_state
 from tgops.local.services import LocalPostgres, LocalRedis, LocalSqs
+from tgops.logs import configure_logging
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
@@ -184,7 +185,11 @@ async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: b
     await prepare_telegram(settings, await runtime.database(), embedded_database=embedded_database)
     server = _Server(
         uvicorn.Config(
-            create_app(runtime), host=settings.api_host, port=settings.api_port, log_level="warning"
+            create_app(runtime),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            log_config=None,  # uvicorn's lines go through tgops.logs like every other
         )
     )
     freeze_loaded_objects()
@@ -215,6 +220,7 @@ def run_dev(on_ready: Callable[[Settings], None] | None = None) -> None:
             os.environ["TGOPS_SESSION_ENCRYPTION_KEY"] = local_session_key(data_dir)
         get_settings.cache_clear()
         settings = get_settings()
+        configure_logging(settings, service="dev")  # now knowing the secrets generated for this run
         prepare_dependencies(settings)
         if on_ready:
             on_ready(settings)
