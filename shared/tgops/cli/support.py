@@ -1,5 +1,7 @@
 """What every `tgops` subcommand shares: one-line errors, settings, and a Runtime around an async action.
 
+It imports nothing dev-only (tgops.local's embedded services, uvicorn, moto): commands run on any machine.
+
 Kept apart from tgops.cli (the package), which imports the command groups, so they can import this at the top.
 """
 
@@ -12,8 +14,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tgops.config import Settings, SettingsError, get_settings
+from tgops.errors import StartupError
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
@@ -27,14 +31,17 @@ console = Console(stderr=True, highlight=False, soft_wrap=True)
 def one_line_errors() -> Iterator[None]:
     """Start-up problems end the command with one line naming the setting, not a traceback."""
     from tgops.db.errors import DatabaseError
-    from tgops.local.dev import StartupError
-    from tgops.local.services import LocalServiceError
 
     try:
         yield
-    except (SettingsError, StartupError, LocalServiceError, DatabaseError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from None
+    except (SettingsError, StartupError, DatabaseError) as error:
+        raise fail(str(error)) from None
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print `error: <message>` as the command's one line on stderr; raise what it returns."""
+    console.print(f"[red]error:[/red] {escape(message)}")
+    return typer.Exit(code)
 
 
 def load_settings() -> Settings:
@@ -48,8 +55,7 @@ def run_with_runtime(action: Callable[[Runtime], Awaitable[T]]) -> T:
 
     settings = load_settings()
     if not settings.database_url:
-        console.print("[red]error:[/red] TGOPS_DATABASE_URL: not set")
-        raise typer.Exit(2)
+        raise fail("TGOPS_DATABASE_URL: not set")
 
     async def run() -> T:
         runtime = Runtime(settings)

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from tgops.config import PLACEHOLDER, Settings, get_settings
+from tgops.errors import StartupError
 from tgops.local.dev_state import clear_dev_state, write_dev_state
-from tgops.local.services import LocalPostgres, LocalRedis, LocalSqs
+from tgops.local.services import LocalPostgres, LocalRedis, LocalServiceError, LocalSqs
 from tgops.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tgops.dev")
 SESSION_KEY_FILE = "session-encryption.key"
-
-
-class StartupError(Exception):
-    """One line naming the setting that stopped start-up."""
 
 
 @dataclass
@@ -77,7 +74,10 @@ class EmbeddedServices:
         return {"TGOPS_PANEL_BASE_URL": panel.url, "TGOPS_PANEL_API_KEY": DEV_API_KEY}
 
     def _start(self, service) -> str:
-        url = service.start()
+        try:
+            url = service.start()
+        except LocalServiceError as error:
+            raise StartupError(str(error)) from None
         self.started.append(service)
         log.info("started embedded %s at %s", type(service).__name__.removeprefix("Local"), url)
         return url
