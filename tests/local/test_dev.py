@@ -1,14 +1,19 @@
-"""`tgops dev` as a newcomer runs it: embedded services, /health all up, Ctrl-C stops cleanly."""
+"""`tgops dev` as a newcomer runs it: embedded services, /health all up, Ctrl-C stops cleanly; one per
+folder; a taken port named before anything starts; every command finds the running one."""
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tgops.local.services import free_port
 
@@ -120,3 +125,106 @@ def test_dev_names_an_unreachable_database(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "TGOPS_DATABASE_URL" in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _tgops(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TGOPS), *args], cwd=cwd, env=_clean_env(**env), capture_output=True, text=True, timeout=120
+    )
+
+
+def _error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture(scope="module")
+def running_dev(tmp_path_factory) -> Iterator[tuple[Path, int, subprocess.Popen]]:
+    """One `tgops dev` for the tests that run beside it; nothing is exported to them."""
+    folder = tmp_path_factory.mktemp("beside")
+    port = free_port()
+    process = _start_dev(folder, port)
+    try:
+        status, _ = _wait_for_health(process, port, timeout_sec=90)
+        assert status == 200
+        yield folder, port, process
+    finally:
+        assert _interrupt(process) == 0
+
+
+def test_a_second_dev_in_the_same_folder_refuses_at_once_and_the_first_keeps_serving(running_dev):
+    folder, port, first = running_dev
+
+    second = _tgops(folder, "dev", TGOPS_API_PORT=str(free_port()))
+
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines() == _error_lines(second), second.stderr  # one line, nothing else
+    [line] = _error_lines(second)
+    assert "already runs" in line and f"pid {first.pid}" in line and f"http://127.0.0.1:{port}" in line
+    assert first.poll() is None
+    assert _get_health(port)[0] == 200
+    assert (folder / ".tgops" / "dev.json").exists()  # the second one removed nothing of the first
+
+
+def test_commands_beside_tgops_dev_find_it_with_nothing_exported(running_dev):
+    folder, _, _ = running_dev
+
+    created = _tgops(folder, "apikey", "create", "beside-dev")
+    listed = _tgops(folder, "apikey", "list", COLUMNS="200")
+    stats = _tgops(folder, "tasks", "stats")
+
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("tgk_")
+    assert listed.returncode == 0 and "beside-dev" in listed.stdout and key[:8] in listed.stdout, (
+        listed.stderr
+    )
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["queued"] == 0
+
+
+def test_outside_tgops_dev_a_command_names_the_missing_setting_in_one_line(tmp_path):
+    result = _tgops(tmp_path, "apikey", "list")
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: TGOPS_DATABASE_URL: not set, and no `tgops dev` runs from this folder to supply it"
+    ]
+
+
+def test_the_state_of_a_dev_that_no_longer_runs_is_ignored(tmp_path):
+    """A `tgops dev` killed with -9 leaves dev.json behind; without its lock held, nothing reads it."""
+    data_dir = tmp_path / ".tgops"
+    data_dir.mkdir()
+    (data_dir / "dev.json").write_text(
+        json.dumps({"TGOPS_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    )
+    (data_dir / "dev.lock").write_text(json.dumps({"pid": 999999, "url": "http://127.0.0.1:1"}))
+
+    result = _tgops(tmp_path, "apikey", "list")
+
+    assert result.returncode == 2 and "TGOPS_DATABASE_URL: not set" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("how", ["setting", "option"])
+def test_a_taken_api_port_is_named_before_anything_starts(tmp_path, how):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        if how == "setting":
+            result = _tgops(tmp_path, "dev", TGOPS_API_PORT=str(port))
+        else:
+            result = _tgops(tmp_path, "dev", "--port", str(port))
+
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == _error_lines(result), result.stderr
+    [line] = _error_lines(result)
+    assert f"TGOPS_API_PORT: 127.0.0.1:{port} is not free" in line and "--port" in line
+    assert not (tmp_path / ".tgops" / "postgres").exists()  # nothing was started
+
+
+def test_dev_help_lists_its_options(tmp_path):
+    result = _tgops(tmp_path, "dev", "--help", COLUMNS="200")
+
+    assert result.returncode == 0
+    assert "--port" in result.stdout and "TGOPS_API_PORT" in result.stdout

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ import uvicorn
 
 from tgops.config import PLACEHOLDER, Settings, get_settings
 from tgops.errors import StartupError
-from tgops.local.dev_state import clear_dev_state, write_dev_state
+from tgops.local.dev_state import AlreadyRunning, DevLock, clear_dev_state, write_dev_state
 from tgops.local.services import LocalPostgres, LocalRedis, LocalServiceError, LocalSqs
 from tgops.logs import configure_logging
 
@@ -41,7 +41,7 @@ class EmbeddedServices:
     started: list = field(default_factory=list)
 
     def start(self) -> dict[str, str]:
-        """Start what is not configured; return the TGOPS_* variables that point at them."""
+        """Start what is not configured; return the variables that point at them."""
         data_dir = self.settings.data_dir.resolve()
         urls: dict[str, str] = {}
         if not self.settings.database_url:
@@ -50,8 +50,11 @@ class EmbeddedServices:
             urls["TGOPS_REDIS_URL"] = self._start(LocalRedis(data_dir / "redis"))
         if not self.settings.sqs_endpoint_url:
             urls["TGOPS_SQS_ENDPOINT_URL"] = self._start(LocalSqs())
-            for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
-                os.environ.setdefault(name, value)
+            urls |= {
+                name: "local"
+                for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+                if name not in os.environ
+            }
         if not self.settings.panel_base_url:
             urls |= self._start_fake_panel(data_dir)
         return urls
@@ -208,29 +211,67 @@ def install_stop_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -
         loop.add_signal_handler(sig, stop.set)
 
 
-def run_dev(on_ready: Callable[[Settings], None] | None = None) -> None:
+def run_dev() -> None:
+    """Lock the data directory, check the API port, then start everything; a failure is a StartupError."""
     settings = get_settings()
-    services = EmbeddedServices(settings)
     data_dir = settings.data_dir.resolve()
+    lock = DevLock(data_dir)
     try:
-        embedded = services.start()
-        os.environ.update(embedded)
-        write_dev_state(data_dir, embedded)
-        if settings.session_encryption_key.get_secret_value() == PLACEHOLDER:
-            os.environ["TGOPS_SESSION_ENCRYPTION_KEY"] = local_session_key(data_dir)
+        lock.acquire(url=api_url(settings))
+    except AlreadyRunning as error:
+        raise StartupError(str(error)) from None
+    try:
+        check_port_free(settings)
+        _run_locked(settings, data_dir)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings, data_dir: Path) -> None:
+    services = EmbeddedServices(settings)
+    try:
+        values = services.start() | local_secrets(settings, data_dir)
+        os.environ.update(values)
+        # Everything this run set for itself, for the commands run beside it (tgops.cli.support).
+        write_dev_state(
+            data_dir, values | {"TGOPS_API_HOST": settings.api_host, "TGOPS_API_PORT": str(settings.api_port)}
+        )
         get_settings.cache_clear()
         settings = get_settings()
         configure_logging(settings, service="dev")  # now knowing the secrets generated for this run
         prepare_dependencies(settings)
-        if on_ready:
-            on_ready(settings)
 
         async def main() -> None:
             stop = asyncio.Event()
             install_stop_signals(asyncio.get_running_loop(), stop)
-            await serve(settings, stop, embedded_database="TGOPS_DATABASE_URL" in embedded)
+            await serve(settings, stop, embedded_database="TGOPS_DATABASE_URL" in values)
 
         asyncio.run(main())
     finally:
         clear_dev_state(data_dir)
         services.stop()
+
+
+def api_url(settings: Settings) -> str:
+    return f"http://{settings.api_host}:{settings.api_port}"
+
+
+def check_port_free(settings: Settings) -> None:
+    """Find a taken API port before anything starts, naming the setting that moves it."""
+    family = socket.AF_INET6 if ":" in settings.api_host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no user
+        try:
+            probe.bind((settings.api_host, settings.api_port))
+        except OSError as error:
+            raise StartupError(
+                f"TGOPS_API_PORT: {settings.api_host}:{settings.api_port} is not free ({error.strerror}); "
+                "set TGOPS_API_PORT or pass `tgops dev --port N` to use another port"
+            ) from None
+
+
+def local_secrets(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The secrets this run generates for itself, kept under `data_dir` so the next run reuses them."""
+    if settings.session_encryption_key.get_secret_value() != PLACEHOLDER:
+        return {}
+    return {"TGOPS_SESSION_ENCRYPTION_KEY": local_session_key(data_dir)}
