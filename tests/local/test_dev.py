@@ -80,19 +80,28 @@ def test_dev_brings_up_every_dependency_and_stops_cleanly(tmp_path):
         }
     finally:
         code = _interrupt(process)
-    assert code == 0, process.stderr.read().decode()
+    log = process.stderr.read().decode()
+    assert code == 0, log
     assert (tmp_path / ".tgops" / "postgres" / "pgdata" / "PG_VERSION").exists()
     assert not (tmp_path / ".tgops" / "postgres" / "pgdata" / "postmaster.pid").exists(), (
         "Postgres left running"
     )
+    tokens_file = tmp_path / ".tgops" / "dev-tokens.json"
+    tokens = json.loads(tokens_file.read_text())
+    assert set(tokens) == {"TGOPS_PROVIDER_TOKEN", "TGOPS_ADMIN_TOKEN", "TGOPS_TELEGRAM_WEBHOOK_SECRET"}
+    assert tokens_file.stat().st_mode & 0o777 == 0o600
+    assert "`tgops dev tokens` prints them" in log and str(tokens_file) in log  # where, never what
+    assert not [value for value in tokens.values() if value in log]
+    assert not (tmp_path / ".tgops" / "dev.json").exists()  # removed on the way out
 
-    # The next run reuses the same data directory.
+    # The next run reuses the same data directory and the same tokens.
     process = _start_dev(tmp_path, port)
     try:
         status, _ = _wait_for_health(process, port, timeout_sec=60)
         assert status == 200
     finally:
         assert _interrupt(process) == 0
+    assert json.loads(tokens_file.read_text()) == tokens
 
 
 def test_dev_names_the_bad_setting_in_one_line(tmp_path):
@@ -228,3 +237,54 @@ def test_dev_help_lists_its_options(tmp_path):
 
     assert result.returncode == 0
     assert "--port" in result.stdout and "TGOPS_API_PORT" in result.stdout
+
+
+def _post(url: str, body: dict, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **headers}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _get(url: str, headers: dict[str, str]) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_dev_tokens_prints_the_local_tokens_and_the_running_api_takes_them(running_dev):
+    folder, port, _ = running_dev
+
+    result = _tgops(folder, "dev", "tokens")
+
+    assert result.returncode == 0, result.stderr
+    tokens = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
+    assert tokens == json.loads((folder / ".tgops" / "dev-tokens.json").read_text())
+    assert "X-Provider-Token" in result.stderr and "Authorization: Bearer" in result.stderr
+    api = f"http://127.0.0.1:{port}"
+    pull = f"{api}/api/provider/telegram/tasks/pull"
+    assert _post(pull, {"limit": 1}, {"X-Provider-Token": tokens["TGOPS_PROVIDER_TOKEN"]}) == 200
+    assert _post(pull, {"limit": 1}, {"X-Provider-Token": "change-me"}) == 401
+    admin = f"{api}/admin/dlq/tg-inspect"
+    assert _get(admin, {"Authorization": f"Bearer {tokens['TGOPS_ADMIN_TOKEN']}"}) == 200
+    assert _get(admin, {"Authorization": "Bearer change-me"}) == 401
+    update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}}}
+    webhook = f"{api}/api/webhooks/telegram"
+    secret = tokens["TGOPS_TELEGRAM_WEBHOOK_SECRET"]
+    assert _post(webhook, update, {"X-Telegram-Bot-Api-Secret-Token": secret}) == 200
+    assert _post(webhook, update, {"X-Telegram-Bot-Api-Secret-Token": "change-me"}) == 401
+
+
+def test_dev_tokens_before_any_run_says_so_in_one_line(tmp_path):
+    result = _tgops(tmp_path, "dev", "tokens")
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: no local tokens in {tmp_path / '.tgops'} yet: `tgops dev` generates them on its first start"
+    ]

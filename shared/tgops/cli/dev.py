@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tgops.cli.support import one_line_errors
+from tgops.cli.support import console, fail, one_line_errors
 from tgops.config import get_settings
 
 app = typer.Typer(invoke_without_command=True)
@@ -37,3 +37,27 @@ def dev(
         one_line_errors()
     ):  # a bad setting, a running tgops dev here, a taken port: one line, nothing started
         run_dev()
+
+
+@app.command()
+def tokens() -> None:
+    """Print the local provider token, admin token and webhook secret as `export` lines.
+
+    `tgops dev` generates them once and keeps them in <data_dir>/dev-tokens.json;
+    `eval "$(tgops dev tokens)"` puts them in this shell.
+    """
+    from tgops.local.dev_state import LOCAL_TOKENS, TOKENS_FILE, read_local_tokens
+
+    with one_line_errors():
+        data_dir = get_settings().data_dir.resolve()
+    kept = read_local_tokens(data_dir)
+    if not kept:
+        raise fail(f"no local tokens in {data_dir} yet: `tgops dev` generates them on its first start", 1)
+    console.print(f"kept in {data_dir / TOKENS_FILE}; each is sent as:")
+    for name, value in kept.items():
+        console.print(f"  {name}: {LOCAL_TOKENS[name]}")
+        if os.environ.get(name, value) != value:
+            console.print(
+                f"  [yellow]{name} is set in this environment to another value: that one is used[/yellow]"
+            )
+        print(f"export {name}={value}")

@@ -24,7 +24,15 @@ import uvicorn
 
 from tgops.config import PLACEHOLDER, Settings, get_settings
 from tgops.errors import StartupError
-from tgops.local.dev_state import AlreadyRunning, DevLock, clear_dev_state, write_dev_state
+from tgops.local.dev_state import (
+    LOCAL_TOKENS,
+    TOKENS_FILE,
+    AlreadyRunning,
+    DevLock,
+    clear_dev_state,
+    local_tokens,
+    write_dev_state,
+)
 from tgops.local.services import LocalPostgres, LocalRedis, LocalServiceError, LocalSqs
 from tgops.logs import configure_logging
 
@@ -271,7 +279,24 @@ def check_port_free(settings: Settings) -> None:
 
 
 def local_secrets(settings: Settings, data_dir: Path) -> dict[str, str]:
-    """The secrets this run generates for itself, kept under `data_dir` so the next run reuses them."""
-    if settings.session_encryption_key.get_secret_value() != PLACEHOLDER:
+    """The secrets this run generates for whatever is not configured, kept under `data_dir` so the next
+    run and the commands beside it use the same ones. Only in development: elsewhere none is generated."""
+    if settings.env != "development":
         return {}
-    return {"TGOPS_SESSION_ENCRYPTION_KEY": local_session_key(data_dir)}
+    generated = {}
+    if settings.session_encryption_key.get_secret_value() == PLACEHOLDER:
+        generated["TGOPS_SESSION_ENCRYPTION_KEY"] = local_session_key(data_dir)
+    unset = [name for name in LOCAL_TOKENS if _secret_of(settings, name) == PLACEHOLDER]
+    if unset:
+        tokens = local_tokens(data_dir)
+        generated |= {name: tokens[name] for name in unset}
+        log.info(
+            "local %s: `tgops dev tokens` prints them (kept in %s)",
+            ", ".join(name.removeprefix("TGOPS_").lower().replace("_", " ") for name in unset),
+            data_dir / TOKENS_FILE,
+        )
+    return generated
+
+
+def _secret_of(settings: Settings, variable: str) -> str:
+    return getattr(settings, variable.removeprefix("TGOPS_").lower()).get_secret_value()

@@ -2,6 +2,7 @@
 
 `tgops dev` holds an exclusive lock (flock) on `<data_dir>/dev.lock` for its whole life, with its PID
 and API URL written in the file, so a second one in the same folder finds it and refuses to start.
+It generates the local provider token, admin token and webhook secret once (`<data_dir>/dev-tokens.json`).
 It writes the TGOPS_* values it set for itself (embedded URLs, the fake panel's key, the local
 secrets...) to `<data_dir>/dev.json`, readable by its user only, and removes it when it stops; a command
 run in the same folder reads them (tgops.cli.support). The values count only while the lock is held:
@@ -16,12 +17,20 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 STATE_FILE = "dev.json"
 LOCK_FILE = "dev.lock"
+TOKENS_FILE = "dev-tokens.json"
+TOKEN_BYTES = 32
+LOCAL_TOKENS = {  # the variable, and how a client sends it
+    "TGOPS_PROVIDER_TOKEN": "X-Provider-Token: <token> (the provider API, /api/provider/...)",
+    "TGOPS_ADMIN_TOKEN": "Authorization: Bearer <token> (the admin API, /admin/...)",
+    "TGOPS_TELEGRAM_WEBHOOK_SECRET": "X-Telegram-Bot-Api-Secret-Token: <token> (POST /api/webhooks/telegram)",
+}
 LOCK_ATTEMPTS = 10  # a command probing the lock holds it shared for an instant: try again briefly
 LOCK_RETRY_SEC = 0.05
 
@@ -101,12 +110,37 @@ def _holder_in(path: Path) -> RunningDev:
     return RunningDev(pid=recorded.get("pid"), url=recorded.get("url"))
 
 
-def write_dev_state(data_dir: Path, values: dict[str, str]) -> None:
-    path = data_dir / STATE_FILE
+def local_tokens(data_dir: Path) -> dict[str, str]:
+    """The provider token, admin token and webhook secret of local runs: generated once, then kept in
+    `<data_dir>/dev-tokens.json` (mode 0600) so every run and every command uses the same ones."""
+    kept = read_local_tokens(data_dir)
+    missing = [name for name in LOCAL_TOKENS if name not in kept]
+    if missing:
+        kept |= {name: secrets.token_urlsafe(TOKEN_BYTES) for name in missing}
+        _write_private(data_dir / TOKENS_FILE, kept)
+    return {name: kept[name] for name in LOCAL_TOKENS}
+
+
+def read_local_tokens(data_dir: Path) -> dict[str, str]:
+    with contextlib.suppress(OSError, ValueError):
+        values = json.loads((data_dir / TOKENS_FILE).read_text())
+        if isinstance(values, dict):
+            return {name: str(values[name]) for name in LOCAL_TOKENS if values.get(name)}
+    return {}
+
+
+def _write_private(path: Path, values: dict[str, str]) -> None:
+    """Write `values` as JSON readable by this user only, from the first byte; replaced whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # created anew with mode 0600: it holds the local secrets
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
         json.dump(values, file, indent=2)
+    os.replace(partial, path)
+
+
+def write_dev_state(data_dir: Path, values: dict[str, str]) -> None:
+    _write_private(data_dir / STATE_FILE, values)  # it holds the local secrets
 
 
 def clear_dev_state(data_dir: Path) -> None:
