@@ -93,6 +93,17 @@ def test_dev_brings_up_every_dependency_and_stops_cleanly(tmp_path):
     assert "`tgops dev tokens` prints them" in log and str(tokens_file) in log  # where, never what
     assert not [value for value in tokens.values() if value in log]
     assert not (tmp_path / ".tgops" / "dev.json").exists()  # removed on the way out
+    summary = log[log.index("tgops is up") :]
+    assert summary.startswith(f"tgops is up: http://127.0.0.1:{port} (/docs, /health)")
+    for expected in (
+        "postgres       embedded at postgresql://",
+        "telegram       MTProto simulated",
+        f"tokens         local ones: `tgops dev tokens` prints them (kept in {tokens_file})",
+        "consumed       tg-inspect",
+        "not consumed   dm_queue, tgms_queue",
+        "schedules      poll_orders every 60s, generate_tasks every 60s",
+    ):
+        assert f"\n  {expected}" in summary, summary
 
     # The next run reuses the same data directory and the same tokens.
     process = _start_dev(tmp_path, port)
@@ -288,3 +299,15 @@ def test_dev_tokens_before_any_run_says_so_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: no local tokens in {tmp_path / '.tgops'} yet: `tgops dev` generates them on its first start"
     ]
+
+
+def test_an_sqs_endpoint_where_nothing_answers_is_named_not_the_credentials(tmp_path):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+
+    result = _tgops(tmp_path, "dev", TGOPS_SQS_ENDPOINT_URL=endpoint, TGOPS_API_PORT=str(free_port()))
+
+    assert result.returncode == 2
+    [line] = _error_lines(result)
+    assert line.startswith(f"error: TGOPS_SQS_ENDPOINT_URL: nothing answers at {endpoint}"), result.stderr
+    assert "credentials" not in result.stderr.lower()
+    assert "Traceback" not in result.stderr
