@@ -5,7 +5,11 @@ Whatever has no URL configured is started locally: Postgres and Redis with their
 Then: migrations, queues, the API on 127.0.0.1:8000, every queue consumer and every schedule.
 Without Telegram API credentials, Telegram is simulated (tgops.telegram.simulated) and a few simulated
 probe accounts are seeded in the embedded database; without TGOPS_SESSION_ENCRYPTION_KEY, sessions are
-encrypted with a key generated once under `<data_dir>/`. Ctrl-C stops it all cleanly.
+encrypted with a key generated once under `<data_dir>/`, and so are the provider token, the admin token
+and the webhook secret when they are not configured (`tgops dev tokens` prints them).
+One per data directory (tgops.local.dev_state holds the lock and what the commands beside it read); a
+taken API port or a configured SQS endpoint that nothing answers at stops it before anything starts.
+Once the API answers, a summary says what runs and what does not yet. Ctrl-C stops it all cleanly.
 """
 
 from __future__ import annotations
