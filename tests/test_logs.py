@@ -10,9 +10,12 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import telegram
@@ -183,3 +186,27 @@ def test_on_aws_the_lines_are_json_on_stdout_named_by_powertools_service(monkeyp
 
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (line["service"], line["message"], line["orders"]) == ("tgops", "polled", 3)
+
+
+HANDLERS = sorted((Path(__file__).resolve().parents[1] / "functions").glob("*/app.py"))
+ROOT_HANDLERS_AFTER_IMPORT = """
+import importlib.util, logging, sys
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+print([type(handler).__name__ for handler in logging.getLogger().handlers])
+"""
+
+
+@pytest.mark.parametrize("handler", HANDLERS, ids=[path.parent.name for path in HANDLERS])
+def test_every_lambda_handler_logs_through_the_redacting_handler(handler, tmp_path):
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("TGOPS_", "AWS_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", ROOT_HANDLERS_AFTER_IMPORT, str(handler)],
+        cwd=tmp_path,
+        env=env | {"TGOPS_ENV": "development", "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['RedactingHandler']"

@@ -4,6 +4,7 @@ nothing dev-only loaded by a command that does not need it."""
 from __future__ import annotations
 
 import ast
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,17 @@ def test_a_startup_error_ends_the_command_in_one_line(capsys):
         raise StartupError("TGOPS_API_PORT: 127.0.0.1:8000 is in use [by another process]")
     assert exit_info.value.exit_code == 2
     assert capsys.readouterr().err == "error: TGOPS_API_PORT: 127.0.0.1:8000 is in use [by another process]\n"
+
+
+def test_every_command_logs_through_the_redacting_handler():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(app, ["version"])
+        assert result.exit_code == 0
+        assert [
+            type(handler).__name__ for handler in root.handlers if type(handler).__module__ == "tgops.logs"
+        ] == ["RedactingHandler"]
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
