@@ -56,6 +56,8 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Logging (tgops.logs): JSON lines (Powertools) or readable ones; auto is JSON on AWS only
+    log_format: Literal["auto", "json", "console"] = "auto"
     data_dir: Path = Path(".tgops")
 
     # Postgres: unset means "start the embedded one" (tgops dev) or "no database" elsewhere.

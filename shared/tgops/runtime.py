@@ -97,9 +97,11 @@ def scheduled_handler(job: Callable[[Runtime], Awaitable[Any]]) -> Callable[[dic
     """A Lambda handler running `job(runtime)` per EventBridge tick. One event loop and one Runtime
     per container, so warm invocations reuse the Postgres pool and the Redis client."""
     from tgops.config import get_settings
+    from tgops.logs import configure_logging
 
     loop = asyncio.new_event_loop()
     runtime = Runtime(get_settings())
+    configure_logging(runtime.settings, service=job.__module__)
 
     def handler(event: dict, context: Any) -> Any:
         return loop.run_until_complete(job(runtime))

@@ -1,56 +1,36 @@
-"""The `tgops` command."""
+"""The `tgops` command: one typer app, one module per command group."""
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
-import tgops
 from tgops.cli.apikey import app as apikey_app
+from tgops.cli.db import app as db_app
+from tgops.cli.dev import app as dev_app
 from tgops.cli.panel import app as panel_app
-from tgops.cli.support import console, load_settings, one_line_errors
 from tgops.cli.tasks import app as tasks_app
+from tgops.cli.version import app as version_app
 
 app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+app.add_typer(db_app)  # tgops migrate
+app.add_typer(version_app)  # tgops version
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
 
 
-@app.command()
-def version() -> None:
-    """Print the tgops version."""
-    print(tgops.__version__)
+@app.callback()
+def configure() -> None:
+    """Every command logs through tgops.logs (bad settings are the command's to report)."""
+    from tgops.config import SettingsError, get_settings
+    from tgops.logs import configure_logging
 
-
-@app.command()
-def migrate() -> None:
-    """Apply pending database migrations to TGOPS_DATABASE_URL."""
-    from tgops.db.migrate import apply_migrations
-
-    settings = load_settings()
-    if not settings.database_url:
-        console.print(
-            "[red]error:[/red] TGOPS_DATABASE_URL: not set (tgops dev migrates its embedded database itself)"
-        )
-        raise typer.Exit(2)
-    with one_line_errors():
-        applied = apply_migrations(settings.database_url)
-    print(f"applied: {', '.join(applied)}" if applied else "up to date")
-
-
-@app.command()
-def dev() -> None:
-    """Run the whole system locally: embedded Postgres, Redis and SQS unless URLs are configured."""
-    from tgops.local.dev import run_dev
-
-    settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every SQS call
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # logs every request: each panel poll
-    with one_line_errors():
-        run_dev()
+    try:
+        settings = get_settings()
+    except SettingsError:
+        settings = None
+    configure_logging(settings, service="cli")
 
 
 if __name__ == "__main__":

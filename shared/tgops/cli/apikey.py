@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tgops.api import api_keys
-from tgops.cli.support import console, run_with_database
+from tgops.cli.support import console, fail, run_with_database
 
 app = typer.Typer(help="Create, list and revoke API keys for the public API.", no_args_is_help=True)
 
@@ -28,8 +28,7 @@ def create(
 ) -> None:
     """Create a key and print it once."""
     if not name.strip():
-        console.print("[red]error:[/red] NAME must not be empty")
-        raise typer.Exit(2)
+        raise fail("NAME must not be empty")
     created = run_with_database(lambda db: api_keys.create_api_key(db, name.strip(), rate_limit))
     console.print(f"created API key {created.record.id} ({created.record.name}); it is shown only now:")
     print(created.key)
@@ -58,6 +57,5 @@ def revoke(key_id: Annotated[int, typer.Argument(help="the key's id, from `tgops
     """Revoke a key: requests with it are refused from now on."""
     record = run_with_database(lambda db: api_keys.revoke_api_key(db, key_id))
     if record is None:
-        console.print(f"[red]error:[/red] no API key with id {key_id}")
-        raise typer.Exit(1)
+        raise fail(f"no API key with id {key_id}", 1)
     console.print(f"revoked API key {record.id} ({record.name})")

@@ -1,7 +1,7 @@
 """`tgops panel order|orders`: place orders in the fake SMM panel of `tgops dev`, and watch ours.
 
-Run them beside a running `tgops dev`, from the same folder: they find its fake panel and its embedded
-database in `<data_dir>/dev.json` (a configured TGOPS_DATABASE_URL is used as it is).
+Run them beside a running `tgops dev`, from the same folder: like every command, they find its fake panel
+and its embedded database through `<data_dir>/dev.json` (a configured TGOPS_DATABASE_URL is used as it is).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tgops.cli.support import console, load_settings, one_line_errors
+from tgops.cli.support import console, fail, load_settings, missing_setting, one_line_errors
 from tgops.local.dev_state import read_dev_state
 
 app = typer.Typer(
@@ -26,11 +26,6 @@ STATUS_STYLES = {"validating": "yellow", "depends_ok": "green", "depends_failed"
 PANEL_TIMEOUT_SEC = 5
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
-
-
 @app.command()
 def order(
     link: Annotated[str, typer.Option(help="the order's link, e.g. https://t.me/durov")],
@@ -39,10 +34,11 @@ def order(
 ) -> None:
     """Place an order in the fake panel; print its id. poll_orders picks it up on its next run."""
 
+    # Only the fake panel of `tgops dev`: never place orders at a configured (real) panel.
     state = read_dev_state(load_settings().data_dir)
     url, api_key = state.get("TGOPS_PANEL_BASE_URL"), state.get("TGOPS_PANEL_API_KEY")
     if not url:
-        raise _fail("no fake panel here: run `tgops dev` from this folder with TGOPS_PANEL_BASE_URL unset")
+        raise fail("no fake panel here: run `tgops dev` from this folder with TGOPS_PANEL_BASE_URL unset")
     try:
         response = httpx.post(
             f"{url}/orders",
@@ -51,9 +47,9 @@ def order(
             timeout=PANEL_TIMEOUT_SEC,
         )
     except httpx.HTTPError as error:
-        raise _fail(f"the fake panel at {url} did not answer ({error}): is `tgops dev` running?", 1) from None
+        raise fail(f"the fake panel at {url} did not answer ({error}): is `tgops dev` running?", 1) from None
     if response.status_code != 201:
-        raise _fail(f"the fake panel refused the order: HTTP {response.status_code} {response.text[:200]}", 1)
+        raise fail(f"the fake panel refused the order: HTTP {response.status_code} {response.text[:200]}", 1)
     order_id = response.json()["id"]
     console.print(f"placed order {order_id}: {link} (service {service_id}, quantity {quantity})")
     print(order_id)
@@ -97,12 +93,11 @@ def _recent_orders(limit: int) -> list[dict[str, Any]]:
     from tgops.db.database import Database
 
     settings = load_settings()
-    url = settings.database_url or read_dev_state(settings.data_dir).get("TGOPS_DATABASE_URL")
-    if not url:
-        raise _fail("TGOPS_DATABASE_URL: not set, and no `tgops dev` with its own database runs from here")
+    if not settings.database_url:
+        raise missing_setting("TGOPS_DATABASE_URL")
 
     async def fetch() -> list[dict[str, Any]]:
-        db = await Database.from_settings(settings.model_copy(update={"database_url": url}))
+        db = await Database.from_settings(settings)
         try:
             return await db.fetch_all("recent_provider_orders", {"limit": limit})
         finally:

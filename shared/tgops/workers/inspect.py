@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections import Counter
 
 from tgops import metrics
 from tgops.config import get_settings
+from tgops.logs import configure_logging
 from tgops.messaging.topology import INSPECT
 from tgops.messaging.worker import QueueWorker, install_signal_handlers
 from tgops.orders import validation
@@ -80,7 +80,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(get_settings(), service="tg-inspect")
     asyncio.run(main())
