@@ -179,6 +179,7 @@ def lambda_handler(queue_name: str) -> Callable[[dict[str, Any], Any], dict[str,
     """
     from tgops.config import get_settings
     from tgops.handlers import queue_handler
+    from tgops.logs import configure_logging
     from tgops.messaging.lambda_batch import LambdaBatch
     from tgops.messaging.topology import queue
     from tgops.runtime import Runtime
@@ -189,6 +190,7 @@ def lambda_handler(queue_name: str) -> Callable[[dict[str, Any], Any], dict[str,
         raise LookupError(f"no handler for queue {queue_name!r} in tgops.handlers.QUEUE_HANDLERS")
     loop = asyncio.new_event_loop()
     runtime = Runtime(get_settings())
+    configure_logging(runtime.settings, service=spec.consumer.name)
     consumer = QueueConsumer(spec, functools.partial(handle, runtime), failures=FailureLog(runtime.database))
     batch = LambdaBatch(consumer, runtime.queues, loop.run_until_complete)
 
