@@ -1,7 +1,9 @@
 """`tgops dev`: the whole system in one process on this machine.
 
 Whatever has no URL configured is started locally: Postgres and Redis with their data under
-`<data_dir>/` (reused next time), moto's SQS server, and a fake SMM panel (tgops.local.fake_panel).
+`<data_dir>/` (reused next time), and a fake SMM panel (tgops.local.fake_panel). Without
+TGOPS_SQS_ENDPOINT_URL the queues are tables in that Postgres (tgops.messaging.pg_queues), so
+nothing queued is lost across a restart or a crash.
 Then: migrations, queues, the API on 127.0.0.1:8000, every queue consumer and every schedule.
 Without Telegram API credentials, Telegram is simulated (tgops.telegram.simulated) and a few simulated
 probe accounts are seeded in the embedded database; without TGOPS_SESSION_ENCRYPTION_KEY, sessions are
@@ -24,7 +26,7 @@ import uvicorn
 
 from tgops.config import PLACEHOLDER, Settings, get_settings
 from tgops.local.dev_state import clear_dev_state, write_dev_state
-from tgops.local.services import LocalPostgres, LocalRedis, LocalSqs
+from tgops.local.services import LocalPostgres, LocalRedis
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
@@ -50,10 +52,8 @@ class EmbeddedServices:
             urls["TGOPS_DATABASE_URL"] = self._start(LocalPostgres(data_dir / "postgres"))
         if not (self.settings.redis_url or self.settings.uses_upstash):
             urls["TGOPS_REDIS_URL"] = self._start(LocalRedis(data_dir / "redis"))
-        if not self.settings.sqs_endpoint_url:
-            urls["TGOPS_SQS_ENDPOINT_URL"] = self._start(LocalSqs())
-            for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local")):
-                os.environ.setdefault(name, value)
+        if self.settings.queue_backend is None and not self.settings.sqs_endpoint_url:
+            urls["TGOPS_QUEUE_BACKEND"] = "postgres"
         if not self.settings.panel_base_url:
             urls |= self._start_fake_panel(data_dir)
         return urls
@@ -98,12 +98,15 @@ def prepare_dependencies(settings: Settings) -> None:
         raise StartupError(f"TGOPS_DATABASE_URL: cannot migrate the database: {error}") from None
     if applied:
         log.info("applied migrations %s", ", ".join(applied))
-    try:
-        from tgops.messaging.sqs import SqsQueues
+    from tgops.runtime import create_queues
 
-        SqsQueues(settings).ensure_queues()
+    try:
+        create_queues(settings).ensure_queues()
     except Exception as error:  # noqa: BLE001 -- start-up names the setting, whatever failed
-        raise StartupError(f"TGOPS_SQS_ENDPOINT_URL: cannot create the queues: {error}") from None
+        setting = "TGOPS_DATABASE_URL" if settings.queue_backend == "postgres" else "TGOPS_SQS_ENDPOINT_URL"
+        raise StartupError(f"{setting}: cannot create the queues: {error}") from None
+    if settings.queue_backend == "postgres":
+        log.info("queues: durable, in Postgres (set TGOPS_SQS_ENDPOINT_URL to use an SQS emulator)")
 
 
 async def check_redis(settings: Settings) -> None:
