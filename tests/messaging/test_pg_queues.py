@@ -130,16 +130,16 @@ async def test_concurrent_consumers_never_get_one_message_twice(queues):
     assert max(deliveries.values()) == 1
 
 
-async def test_concurrent_fifo_consumers_keep_each_group_in_order_and_one_at_a_time(queues):
-    groups = {f"chat-{group}": [f"chat-{group}:{n}" for n in range(8)] for group in range(4)}
-    for position in range(8):
+async def test_concurrent_fifo_consumers_keep_each_group_in_order_and_one_at_a_time(queues, database_url):
+    groups = {f"chat-{group}": [f"chat-{group}:{n}" for n in range(16)] for group in range(4)}
+    for position in range(16):
         for group, bodies in groups.items():
             await queues.send(DM.name, bodies[position], group_id=group, dedup_id=bodies[position])
     in_flight: set[str] = set()
     handled: dict[str, list[str]] = {group: [] for group in groups}
     overlaps = []
 
-    async def consume() -> None:
+    async def consume(queues: PgQueues) -> None:
         idle = 0
         while idle < 3:
             batch = await queues.receive(DM.name, wait_time_sec=0, max_messages=3, visibility_timeout_sec=60)
@@ -148,14 +148,18 @@ async def test_concurrent_fifo_consumers_keep_each_group_in_order_and_one_at_a_t
                 if group in in_flight:
                     overlaps.append(group)
                 in_flight.add(group)
-            for message in batch:
+            for position, message in enumerate(batch):
                 await asyncio.sleep(0)  # let another consumer try this group now
                 handled[message.group_id].append(message.body)
+                if all(later.group_id != message.group_id for later in batch[position + 1 :]):
+                    in_flight.discard(message.group_id)  # its last one here: free once deleted
                 await queues.delete(DM.name, message.receipt_handle)
-            in_flight.difference_update(message.group_id for message in batch)
-            await asyncio.sleep(0.01)
 
-    await asyncio.gather(*(consume() for _ in range(4)))
+    consumers = [queues, *(PgQueues(database_url, queue_prefix=TEST_PREFIX) for _ in range(2))]  # 3 pools
+    try:
+        await asyncio.gather(*(consume(consumers[number % 3]) for number in range(9)))
+    finally:
+        await asyncio.gather(*(other.aclose() for other in consumers[1:]))
 
     assert overlaps == []
     assert handled == groups
