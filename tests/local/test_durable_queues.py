@@ -22,6 +22,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tgops.config import Settings
+from tgops.local.dev import EmbeddedServices
 from tgops.local.services import free_port
 from tgops.messaging.pg_queues import PgQueues
 from tgops.messaging.topology import DM, GROUP_MESSAGE, INSPECT, MAX_RECEIVE_COUNT, SETUP_FAST, SETUP_MEDIA
@@ -205,3 +207,18 @@ def test_queued_in_flight_and_dead_lettered_messages_survive_ctrl_c_and_kill_9(t
     finally:
         _interrupt(process, log)
     assert "queues: durable, in Postgres" in log.read_text()
+
+
+def test_tgops_dev_uses_postgres_queues_unless_an_sqs_endpoint_or_backend_is_set():
+    configured = {
+        "database_url": "postgresql://postgres@127.0.0.1:1/postgres",
+        "redis_url": "redis://127.0.0.1:1/0",
+        "panel_base_url": "http://127.0.0.1:1",
+    }
+
+    def started(**settings) -> dict[str, str]:
+        return EmbeddedServices(Settings(_env_file=None, **configured, **settings)).start()
+
+    assert started() == {"TGOPS_QUEUE_BACKEND": "postgres"}
+    assert started(sqs_endpoint_url="http://127.0.0.1:4566") == {}
+    assert started(queue_backend="sqs") == {}

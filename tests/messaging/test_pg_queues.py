@@ -9,12 +9,15 @@ from collections import Counter
 import psycopg
 import pytest
 
+from tgops.config import Settings
 from tgops.local.services import free_port
 from tgops.messaging import pg_queues
 from tgops.messaging.errors import QueueUnavailable
 from tgops.messaging.pg_queues import PgQueues
+from tgops.messaging.sqs import SqsQueues
 from tgops.messaging.topology import DM, INSPECT, SETUP_FAST, Consumer, Priority, QueueSpec
 from tgops.messaging.worker import QueueWorker, Received
+from tgops.runtime import Runtime
 
 from .conftest import TEST_PREFIX, eventually
 
@@ -200,3 +203,17 @@ async def test_an_unreachable_database_is_a_queue_unavailable_error_naming_the_q
         queues.approximate_depths()
     with pytest.raises(QueueUnavailable, match="create the local queue tables"):
         queues.ensure_queues()
+
+
+async def test_the_queue_backend_setting_chooses_what_runtime_builds(database_url):
+    local = Runtime(Settings(_env_file=None, queue_backend="postgres", database_url=database_url))
+    assert isinstance(Runtime(Settings(_env_file=None)).queues(), SqsQueues)
+    assert isinstance(local.queues(), PgQueues)
+
+    assert (await local.health())["sqs"]["status"] == "down"  # no tables yet: nothing to receive from
+    local.queues().ensure_queues()
+    assert (await local.health())["sqs"] == {"status": "up"}
+    await local.queues().send(INSPECT.name, "x")
+    await local.close()
+    with pytest.raises(QueueUnavailable, match="TGOPS_DATABASE_URL"):
+        Runtime(Settings(_env_file=None, queue_backend="postgres")).queues()
