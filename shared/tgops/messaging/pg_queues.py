@@ -127,8 +127,10 @@ class PgQueues:
             sent = await database.fetch_one("send_local_fifo_message", params | fifo)
             if sent is None:  # a duplicate: accepted and dropped, answered with the first one's id
                 sent = await database.fetch_one("local_dedup_message_id", params | fifo)
-            if sent is None:
-                raise QueueUnavailable(f"send to {target.physical_name}: deduplication id {dedup_id} in use")
+            if sent is None:  # its first send expired between the two statements: the caller sends again
+                raise QueueUnavailable(
+                    f"send to {target.physical_name}: deduplication id {dedup_id} just expired"
+                )
             return sent["message_id"]
 
     async def receive(
