@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tgops.config import Settings
-from tgops.messaging.topology import QUEUES
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
@@ -26,9 +25,8 @@ HEALTH_CHECK_TIMEOUT_SEC = 2.0
 @dataclass
 class Runtime:
     settings: Settings
-    queue_sender: QueueBackend | InMemoryQueues | None = (
-        None  # create_queues() unless given (tests, benchmarks)
-    )
+    # create_queues(settings) unless given (tests, benchmarks)
+    queue_sender: QueueBackend | InMemoryQueues | None = None
     _database: Database | None = field(default=None, init=False)
     _redis: RedisClient | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -72,6 +70,8 @@ class Runtime:
     async def _check_sqs(self) -> str:
         queues = self.queues()
         if self.settings.queue_backend == "postgres":
+            from tgops.messaging.topology import QUEUES
+
             await asyncio.to_thread(queues.depth, QUEUES[0].name)
             return "up"
         await asyncio.to_thread(
