@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from tgops.config import Settings
 from tgops.db.database import Database, Row
@@ -113,16 +113,17 @@ class PgQueues:
         if target.is_dlq:
             raise KeyError(f"unknown queue {queue!r}: messages reach a DLQ only by redrive")
         check_send(target.spec, group_id, dedup_id, delay_sec)
+        message_id = str(uuid.uuid4())
         params = {
             "queue": target.physical_name,
-            "message_id": str(uuid.uuid4()),
+            "message_id": message_id,
             "body": body,
             "retention_sec": target.spec.retention_sec,
         }
         async with self._errors(f"send to {target.physical_name}") as database:
             if not target.spec.fifo:
                 await database.execute("send_local_message", params | {"delay_sec": delay_sec})
-                return params["message_id"]
+                return message_id
             fifo = {"group_id": group_id, "dedup_id": dedup_id, "dedup_window_sec": DEDUP_INTERVAL_SEC}
             sent = await database.fetch_one("send_local_fifo_message", params | fifo)
             if sent is None:  # a duplicate: accepted and dropped, answered with the first one's id
@@ -250,7 +251,7 @@ class PgQueues:
             self._database = None
 
     @contextmanager
-    def _connection(self, action: str) -> Iterator[psycopg.Connection]:
+    def _connection(self, action: str) -> Iterator[psycopg.Connection[DictRow]]:
         try:
             with psycopg.connect(
                 self.database_url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_SEC
