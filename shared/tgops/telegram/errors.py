@@ -77,6 +77,14 @@ def classify(error: Exception, settings: Settings) -> ErrorOutcome:
     return ErrorOutcome("cooldown", code, cooldown_sec=settings.unknown_error_cooldown_sec)
 
 
+def safe_detail(error: Exception) -> str:
+    """What is safe to log about an error: Telegram's and the network's messages, otherwise only the type
+    (an arbitrary exception, e.g. from parsing a session, may quote the secret it choked on)."""
+    if isinstance(error, (errors.RPCError, OSError)):
+        return f"{type(error).__name__}: {str(error)[:200]}"
+    return type(error).__name__
+
+
 def error_code(error: Exception) -> str:
     """Telethon's name for the error, e.g. UsernameNotOccupiedError -> USERNAME_NOT_OCCUPIED."""
     if isinstance(error, errors.RPCError) and type(error).__module__ == errors.rpcbaseerrors.__name__:
