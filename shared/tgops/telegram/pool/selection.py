@@ -45,6 +45,7 @@ class AccountSelection:
         self.busy: set[int] = set()  # accounts this process is using (or about to)
         self.slot_free_at: dict[str, float] = {}  # proxy key -> when its throttle slot frees (monotonic)
         self.cooling_until: dict[int, float] = {}  # mirrors the cooldowns this process wrote to Postgres
+        self._cooled_at: dict[int, float] = {}  # when each of those was written
         self.proxy_cooling_until: dict[str, float] = {}
         self.owned_elsewhere_until: dict[int, float] = {}  # not asked for again until then
         self.candidates: dict[bool, tuple[float, list[Candidate]]] = {}
@@ -107,8 +108,10 @@ class AccountSelection:
             cached = self.candidates.get(probe)
             if cached and monotonic() - cached[0] < CANDIDATE_REFRESH_SEC:
                 return cached[1]
+            asked_at = monotonic()
             accounts = await self._accounts.available(probe=probe, limit=CANDIDATE_LIMIT)
             entries = [(account, account.proxy_key(self._settings.proxy_mode)) for account in accounts]
+            self._forget_cooldowns_postgres_lifted(accounts, asked_at)
             self.candidates[probe] = (monotonic(), entries)
             return entries
 
@@ -116,10 +119,22 @@ class AccountSelection:
         self.candidates.pop(mode == "inspect", None)
 
     def cool(self, account_id: int, seconds: float) -> None:
-        self.cooling_until[account_id] = monotonic() + seconds
+        """Mirror a cooldown just written to Postgres (math.inf for a disabled account)."""
+        now = monotonic()
+        self.cooling_until[account_id] = now + seconds
+        self._cooled_at[account_id] = now
 
     def disabled(self, account_id: int) -> None:
-        self.cooling_until[account_id] = math.inf
+        self.cool(account_id, math.inf)
+
+    def _forget_cooldowns_postgres_lifted(self, available: list[Account], asked_at: float) -> None:
+        """Postgres is the truth: an account it lists as available, asked after the mirror was written,
+        was enabled again or its cooldown lifted (by an operator), and is picked again."""
+        for account in available:
+            cooled_at = self._cooled_at.get(account.id)
+            if cooled_at is not None and cooled_at < asked_at:
+                del self._cooled_at[account.id]
+                self.cooling_until.pop(account.id, None)
 
     def rest_proxy(self, proxy_key: str, seconds: float) -> None:
         self.proxy_cooling_until[proxy_key] = monotonic() + seconds
