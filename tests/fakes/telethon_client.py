@@ -16,6 +16,7 @@ from time import monotonic
 from typing import Any
 
 from telethon import errors
+from telethon.tl import types
 
 from tgops.telegram.simulated import (
     SimulatedClient,
@@ -91,6 +92,31 @@ class FakeTelegram(SimulatedTelegram):
             title=title, participants=participants, broadcast=broadcast, request_needed=request_needed,
             paid=paid,
         )  # fmt: skip
+
+    def add_joined_invite(
+        self,
+        invite_hash: str,
+        *,
+        peek: bool = False,
+        title: str = "Joined",
+        megagroup: bool = False,
+        participants: int | None = None,
+        full_participants: int | None = None,
+    ) -> None:
+        """An invite to a private channel the probe account is already in (ChatInviteAlready), or may look
+        into for a while (ChatInvitePeek). Telegram often leaves the member count off the chat object."""
+        chat_id = self._new_id()
+        if full_participants is not None:
+            self._full_channels[chat_id] = full_participants
+        channel = types.Channel(
+            id=chat_id, title=title, photo=types.ChatPhotoEmpty(), date=None, access_hash=chat_id * 7,
+            megagroup=megagroup, broadcast=not megagroup, participants_count=participants,
+        )  # fmt: skip
+        self._invites[invite_hash] = (
+            types.ChatInvitePeek(chat=channel, expires=None)
+            if peek
+            else types.ChatInviteAlready(chat=channel)
+        )
 
     def fail_next(self, session: str, *failures: Exception) -> None:
         """The next requests from `session` raise these, in order."""

@@ -217,6 +217,8 @@ CLIENT_FORMS = {
     "https://t.me/joinchat/x": ("invite", "https://t.me/+x"),
     "https://t.me/+AbCdEf/extra": ("invite", "https://t.me/+AbCdEf"),
     "https://t.me/%20AbCdEf": ("invite", "https://t.me/+AbCdEf"),
+    # Telegram's own bots have 3-letter names
+    "https://t.me/gif": ("public", "https://t.me/gif"),
     # a private post followed by more
     "https://t.me/c/1234567/89/x": ("private_post", "https://t.me/c/1234567/89"),
 }
@@ -248,6 +250,7 @@ NOT_A_CHAT = [
     "https://t.me/c/1234567/0",
     "https://t.me:8443/durov",
     "https://sub.durov.t.me/",
+    "https://gif.t.me/",
 ]
 
 

@@ -18,10 +18,11 @@ LinkKind = Literal["public", "post", "private_post", "invite", "bot", "invalid"]
 TELEGRAM_HOSTS = frozenset({"t.me", "telegram.me", "telegram.dog"})
 DEFAULT_PORTS = frozenset({80, 443})  # tdlib reads t.me links on either, whatever the scheme
 MAX_LINK_LENGTH = 2048
-# Telegram's rule for a username (tdlib's is_valid_username), at least 4 characters long. Stricter than
-# tdlib on purpose, which parses any 1-32 characters: Telegram assigns no username shorter than 5 (4 for
-# collectible, Fragment, names), so a shorter one cannot be a chat and is refused without an MTProto call.
-USERNAME = re.compile(r"[a-z][a-z0-9_]{2,30}[a-z0-9]")
+# Telegram's rule for a username (tdlib's is_valid_username), at least 3 characters long. Stricter than
+# tdlib on purpose, which parses any 1-32 characters: the shortest names Telegram assigns are its own
+# bots' 3 letters (@gif, @vid, @pic), so a shorter one is no chat and is refused without an MTProto call.
+USERNAME = re.compile(r"[a-z][a-z0-9_]{1,30}[a-z0-9]")
+MIN_SUBDOMAIN_LENGTH = 4  # tdlib reads name.t.me only for names of 4 characters or more
 INVITE_HASH = re.compile(r"[A-Za-z0-9_-]+")  # tdlib: any base64url characters, however few
 PHONE_NUMBER = re.compile(r"[0-9]{1,32}")  # t.me/+<digits> opens a user by phone number, not a chat
 # A post or channel id. tdlib reads the leading digits of a segment ("12abc" is post 12); a segment with
@@ -99,7 +100,7 @@ def _from_url(text: str) -> ParsedLink:
 
 def _from_subdomain(name: str, path: str) -> ParsedLink:
     """name.t.me/... is t.me/name/...; a reserved name (joinchat.t.me, call.t.me...) is no chat."""
-    if name in RESERVED_NAMES:
+    if name in RESERVED_NAMES or len(name) < MIN_SUBDOMAIN_LENGTH:
         return _invalid(f"{name}.t.me is not a chat link")
     return _from_path([name, *_segments(path)])
 
@@ -185,7 +186,8 @@ def _from_username(name: str) -> ParsedLink:
         return _invalid(f"not a valid username: {name[:64]!r}")
     if username in RESERVED_NAMES:
         return _invalid(f"{username!r} is reserved by Telegram")
-    # Telegram keeps names ending in "bot" for bots; the inspector judges by the resolved peer.
+    # Telegram keeps names ending in "bot" for bots, but not every bot's name ends so (@BotFather, @gif):
+    # this kind is the spelling's guess, and the inspector reports the resolved peer's.
     kind: LinkKind = "bot" if username.endswith("bot") else "public"
     return ParsedLink(kind=kind, username=username, normalized=f"https://t.me/{username}")
 

@@ -39,7 +39,8 @@ async def resolve_post(username: str, post_id: int, client: MtprotoClient) -> Pe
 async def check_invite(invite_hash: str, client: MtprotoClient) -> PeerInfo:
     invite = await client(functions.messages.CheckChatInviteRequest(hash=invite_hash))
     if isinstance(invite, (types.ChatInviteAlready, types.ChatInvitePeek)):
-        return chat_info(invite.chat)
+        # The probe account is in the chat (or may peek into it): Telegram answers with the chat itself.
+        return await _with_member_count(chat_info(invite.chat), invite.chat, client)
     chat_type = "channel" if invite.broadcast else "supergroup" if invite.megagroup else "group"
     return PeerInfo(
         chat_type=chat_type,
@@ -64,13 +65,17 @@ async def peer_info(resolved: types.contacts.ResolvedPeer, client: MtprotoClient
             paid=False,
         )
     chat = resolved_chat(resolved)
-    info = chat_info(chat)
-    if info.participants_count is None and isinstance(chat, types.Channel):
-        full = await client(
-            functions.channels.GetFullChannelRequest(types.InputChannel(chat.id, chat.access_hash))
-        )
-        info = replace(info, participants_count=full.full_chat.participants_count)
-    return info
+    return await _with_member_count(chat_info(chat), chat, client)
+
+
+async def _with_member_count(info: PeerInfo, chat: Any, client: MtprotoClient) -> PeerInfo:
+    """Telegram often leaves the member count off a channel object; GetFullChannel always has it."""
+    if info.participants_count is not None or not isinstance(chat, types.Channel):
+        return info
+    full = await client(
+        functions.channels.GetFullChannelRequest(types.InputChannel(chat.id, chat.access_hash))
+    )
+    return replace(info, participants_count=full.full_chat.participants_count)
 
 
 def resolved_chat(resolved: types.contacts.ResolvedPeer) -> Any:
