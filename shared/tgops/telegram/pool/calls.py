@@ -4,7 +4,8 @@ A call picks an account (selection), passes the gate (lock, proxy rest and throt
 runs the request on the account's connected client (clients), whose errors the failure policy judges; on
 an account's failure the call moves on, to at most `max_accounts_to_try_per_call` accounts. Waiting for a
 throttle slot is bounded (fails fast as MTPROTO_THROTTLE_SLOT_UNAVAILABLE). `call_on` runs on one named
-account and never moves on. Inside the process an account serves one call at a time.
+account and never moves on. Inside the process an account serves one call at a time. A fatal error (our
+configuration or protocol is wrong) stops the pool: every later call answers with it at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable
+from dataclasses import replace
 from functools import partial
 from time import monotonic
 from typing import Any, TypeVar
@@ -81,6 +83,7 @@ class MtprotoPool:
         }
         self._gate = Gate(**parts)
         self._failures = FailurePolicy(**parts)
+        self._stopped: PoolResult[Any] | None = None  # the fatal error every later call answers with
 
     # -- lookups used by the inspector -------------------------------------------------------------
 
@@ -147,6 +150,8 @@ class MtprotoPool:
         return result
 
     async def _call(self, operation: Operation[T], mode: Mode, rid: str) -> PoolResult[T]:
+        if self._stopped is not None:
+            return self._stopped
         self._ownership.start_upkeep()
         tried: set[int] = set()
         wait_until = monotonic() + self._max_wait(mode)
@@ -160,6 +165,8 @@ class MtprotoPool:
                 attempt = await self._failures.run(lease, operation, rid)
             finally:
                 self._selection.give_back(lease.account.id)
+            if attempt.fatal:
+                self._stop(attempt.result)
             if not attempt.move_on:
                 return attempt.result
         return self._unavailable(NoAccount(NO_AVAILABLE_ACCOUNTS, "all_attempts_exhausted"), rid, mode, tried)
@@ -208,6 +215,8 @@ class MtprotoPool:
     # -- one named account ---------------------------------------------------------------------------
 
     async def _call_on(self, account_id: int, operation: Operation[T], rid: str) -> PoolResult[T]:
+        if self._stopped is not None:
+            return self._stopped
         self._ownership.start_upkeep()
         wait_until = monotonic() + self._max_wait("action")
         try:
@@ -224,7 +233,14 @@ class MtprotoPool:
             attempt = await self._failures.run(lease, operation, rid)
         finally:
             self._selection.give_back(account_id)
+        if attempt.fatal:
+            self._stop(attempt.result)
         return attempt.result
+
+    def _stop(self, fatal: PoolResult[Any]) -> None:
+        """From now on every call answers with this error, without spending an account: the process must be
+        reconfigured (or Telethon upgraded) and restarted."""
+        self._stopped = replace(fatal, account_id=None)
 
     async def _lease_named(self, account_id: int, wait_until: float, rid: str) -> Lease | PoolResult[Any]:
         """The account's lease, or why it cannot be had (Postgres is asked, not the candidate list)."""

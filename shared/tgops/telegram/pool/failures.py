@@ -3,7 +3,8 @@
 Errors go through the error table (tgops.telegram.errors): a definite answer about the target is final;
 a cooldown is written to Postgres (and the proxy's rest to Redis) before the account's lock is released,
 so whoever takes the lock next sees it; a dead session disables the account; a peer missing from the
-client's cache is retried once on a fresh client.
+client's cache is retried once on a fresh client; a wrong configuration or protocol (fatal) blames
+no account and stops the pool.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Attempt(Generic[T]):
 
     result: PoolResult[T]
     move_on: bool = False
+    fatal: bool = False  # no account can succeed until the configuration changes: the pool stops
 
     @classmethod
     def failed(
@@ -145,6 +147,19 @@ class FailurePolicy:
                     account_id=account_id,
                 )
             )
+        if outcome.kind == "fatal":
+            # Not the account's fault, and every account would fail the same way: none is blamed.
+            await self._ownership.disown(account_id)
+            self._metrics.increment("fatal")
+            log.error(f"mtproto pool stopped: {outcome.message}", extra=extra)
+            result = PoolResult(
+                ok=False,
+                error_code=outcome.code,
+                retryable=False,
+                reason=outcome.message,
+                account_id=account_id,
+            )
+            return Attempt(result, fatal=True)
         if outcome.kind == "disable":
             await self._accounts.disable(account_id, outcome.code)
             self._selection.disabled(account_id)
