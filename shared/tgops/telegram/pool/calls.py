@@ -24,7 +24,7 @@ from tgops.cache.client import RedisClient
 from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.telegram import lookups
-from tgops.telegram.accounts import AccountState, MtprotoAccounts
+from tgops.telegram.accounts import Account, AccountState, MtprotoAccounts
 from tgops.telegram.peers import PeerInfo, PoolResult
 from tgops.telegram.pool.clients import IDLE_RELEASE_SEC, Owned, Ownership
 from tgops.telegram.pool.failures import FailurePolicy, Operation
@@ -194,22 +194,21 @@ class MtprotoPool:
         skipped: set[int] = set()  # owned by another process: not an attempt, but not picked again
         while True:
             account, proxy_key = await self._selection.pick(mode, tried, skipped, wait_until)
-            lease = await self._enter(account.id, (account, proxy_key), mode, rid)
+            lease = await self._enter(account, proxy_key, mode, rid)
             if isinstance(lease, Lease):
                 return lease
             if lease == "owned_elsewhere":
                 skipped.add(account.id)
 
-    async def _enter(self, account_id: int, candidate: Candidate, mode: Mode, rid: str) -> Lease | Refusal:
+    async def _enter(self, account: Account, proxy_key: str, mode: Mode, rid: str) -> Lease | Refusal:
         """Through the gate with an account reserved by the selection, which gets it back unless leased."""
-        account, proxy_key = candidate
         try:
             lease = await self._gate.enter(account, proxy_key, mode, rid)
         except BaseException:
-            self._selection.give_back(account_id)
+            self._selection.give_back(account.id)
             raise
         if not isinstance(lease, Lease):
-            self._selection.give_back(account_id)
+            self._selection.give_back(account.id)
         return lease
 
     # -- one named account ---------------------------------------------------------------------------
@@ -262,7 +261,7 @@ class MtprotoPool:
                 continue
             await selection.reserve(account_id, proxy_key, wait_until)
             mode: Mode = "inspect" if state.probe else "action"
-            lease = await self._enter(account_id, (state.account, proxy_key), mode, rid)
+            lease = await self._enter(state.account, proxy_key, mode, rid)
             if isinstance(lease, Lease):
                 return lease
             if lease == "owned_elsewhere":
