@@ -187,6 +187,11 @@ class Settings(BaseSettings):
     dm_daily_points: int = Field(10, ge=0)
     dm_live_check_cost: int = Field(1, ge=0)
     dm_referral_points: int = Field(10, ge=0)
+    # Bot API: base URL (a self-hosted telegram-bot-api server, or a fake one in tests), the main bot's
+    # @username (else asked with getMe), and the public URL webhooks are set to (cloned bots included).
+    telegram_bot_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_bot_username: str | None = None
+    public_base_url: str | None = None
 
     # Ingress
     webhook_dedupe_ttl_sec: int = Field(300, gt=0)

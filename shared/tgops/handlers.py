@@ -12,6 +12,7 @@ from collections.abc import Callable
 from importlib import import_module
 
 QUEUE_HANDLERS: dict[str, str] = {
+    "dm_queue": "tgops.dm.consumer:handle",
     "tg-inspect": "tgops.orders.validation:handle",
 }
 SCHEDULE_HANDLERS: dict[str, str] = {

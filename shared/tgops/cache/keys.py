@@ -90,3 +90,8 @@ def proxy_cooldown(proxy_key: str) -> str:
 def idempotency(scope: str, subject: int | str, key: str) -> str:
     """A client's Idempotency-Key, e.g. idempotency("send_messages", api_key_id, key); 24 h."""
     return f"tg:idempotency:{scope}:{subject}:{key}"
+
+
+def dm_conversation(bot_id: int, user_id: int) -> str:
+    """A multi-step DM conversation's state (bot cloning), with a TTL: a Lambda keeps nothing in memory."""
+    return f"tg:dm:conversation:{bot_id}:{user_id}"
