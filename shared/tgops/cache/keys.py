@@ -95,3 +95,13 @@ def idempotency(scope: str, subject: int | str, key: str) -> str:
 def dm_conversation(bot_id: int, user_id: int) -> str:
     """A multi-step DM conversation's state (bot cloning), with a TTL: a Lambda keeps nothing in memory."""
     return f"tg:dm:conversation:{bot_id}:{user_id}"
+
+
+def dashboard_session(session_id: str) -> str:
+    """An admin's dashboard login (its CSRF token as the value), until logout or expiry."""
+    return f"tg:dashboard:session:{session_id}"
+
+
+def switch(name: str) -> str:
+    """A runtime switch flipped from the dashboard (tgops.switches): "1" on, "0" off, absent = default."""
+    return f"tg:switch:{name}"
