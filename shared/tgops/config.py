@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PLACEHOLDER = "change-me"
 SECRET_FIELDS = (
@@ -200,6 +200,26 @@ class Settings(BaseSettings):
     api_key_rate_limit: int = Field(60, ge=1)
     api_key_rate_window_sec: int = Field(60, ge=1)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the Secrets Manager secret named by TGOPS_SECRETS_NAME, then `.env`."""
+        from tgops.secrets_source import SecretsManagerSource
+
+        return (
+            init_settings,
+            env_settings,
+            SecretsManagerSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_scheme(cls, value: str | None) -> str | None:
@@ -272,7 +292,11 @@ def describe_validation_error(error: ValidationError) -> str:
 
 @lru_cache
 def get_settings() -> Settings:
+    from tgops.secrets_source import SecretsUnavailable
+
     try:
         return Settings()
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error)) from None
+    except SecretsUnavailable as error:
+        raise SettingsError(str(error)) from None
