@@ -13,6 +13,7 @@ from importlib import import_module
 
 QUEUE_HANDLERS: dict[str, str] = {
     "tg-inspect": "tgops.orders.validation:handle",
+    "group_message_queue": "tgops.broadcast.consumer:handle",
 }
 SCHEDULE_HANDLERS: dict[str, str] = {
     "poll_orders": "tgops.orders.polling:run",

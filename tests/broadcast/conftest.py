@@ -36,3 +36,40 @@ def sliding_window_max(times: list[float], window_sec: float = 1.0) -> int:
             start += 1
         best = max(best, end - start + 1)
     return best
+
+
+@pytest.fixture
+async def runtime(bot_settings: Settings):
+    from tgops.messaging.sqs import InMemoryQueues
+    from tgops.runtime import Runtime
+
+    runtime = Runtime(bot_settings, queue_sender=InMemoryQueues())
+    yield runtime
+    await runtime.close()
+
+
+def received(message, receive_count: int = 1):
+    from ulid import ULID
+
+    from tgops.messaging.envelopes import encode
+    from tgops.messaging.sqs import Received
+
+    body = message if isinstance(message, str) else encode(message)
+    return Received(message_id=str(ULID()), receipt_handle="rh", body=body, receive_count=receive_count)
+
+
+async def add_groups(db, chat_ids, **fields) -> None:
+    for chat_id in chat_ids:
+        await db.fetch_one(
+            "group_insert",
+            {
+                "chat_id": chat_id,
+                "title": f"group {chat_id}",
+                "username": None,
+                "chat_type": "supergroup",
+                "display_name": None,
+                "invite_link": None,
+                "is_active": fields.get("is_active", True),
+                "final_message_allowed": fields.get("final_message_allowed", True),
+            },
+        )

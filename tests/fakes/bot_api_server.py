@@ -92,6 +92,11 @@ class FakeBotApi:
         with self._lock:
             self._queued[chat_id].extend(replies)
 
+    def delete_by_hand(self, chat_id: int, message_id: int) -> None:
+        """Someone deleted the message in Telegram itself."""
+        with self._lock:
+            self._deleted.add((chat_id, message_id))
+
     # --- reading what happened ---
 
     def calls_to(self, method: str, token: str | None = None) -> list[Call]:

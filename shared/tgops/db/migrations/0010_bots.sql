@@ -11,6 +11,23 @@ CREATE TABLE bot_outbox (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- Debug codes (`DBG:xxxxxx`): six base-36 characters, unique by construction: a sequence number
+-- scrambled by a multiplication modulo 36^6 (a bijection, since the factor is prime to 36).
+CREATE SEQUENCE debug_code_seq;
+CREATE FUNCTION next_debug_code() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint := (nextval('debug_code_seq') * 1000003) % 2176782336;
+    digits text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    code text := '';
+BEGIN
+    FOR i IN 1..6 LOOP
+        code := substr(digits, (n % 36)::int + 1, 1) || code;
+        n := n / 36;
+    END LOOP;
+    RETURN 'DBG:' || code;
+END
+$$;
+
 -- One row per broadcast job, written once when the job is first received.
 CREATE TABLE broadcast_jobs (
     job_id       text PRIMARY KEY,
@@ -35,7 +52,9 @@ CREATE TABLE broadcast_deliveries (
     debug_code   text NOT NULL UNIQUE,
     message_id   bigint,
     attempts     integer NOT NULL DEFAULT 0,
-    claimed_at   timestamptz,
+    lease_token  text,                  -- the consumer run working on the row, until lease_until
+    lease_until  timestamptz,
+    claimed_at   timestamptz,           -- when it became `sending`
     error        text,
     finished_at  timestamptz,
     PRIMARY KEY (job_id, chat_id)

@@ -46,3 +46,30 @@ RETURNING *;
 UPDATE managed_groups SET is_active = false, updated_at = CASE WHEN is_active THEN now() ELSE updated_at END
 WHERE id = %(id)s
 RETURNING *;
+
+-- name: group_record_send_failure
+-- A failure of the chat itself (kicked, blocked, gone): after `max_failures` in a row the group is
+-- deactivated with the reason and is not sent to again until reactivated.
+UPDATE managed_groups SET
+    consecutive_failures = consecutive_failures + 1,
+    last_failure_at      = now(),
+    last_failure_reason  = %(reason)s,
+    is_active            = is_active AND consecutive_failures + 1 < %(max_failures)s,
+    updated_at           = now()
+WHERE chat_id = %(chat_id)s
+RETURNING id, is_active, consecutive_failures;
+
+-- name: group_record_send_success
+UPDATE managed_groups SET consecutive_failures = 0, updated_at = now()
+WHERE chat_id = %(chat_id)s AND consecutive_failures <> 0;
+
+-- name: group_migrate_chat
+-- A group upgraded to a supergroup has a new chat id: the group and the deliveries still to make follow.
+WITH moved AS (
+    UPDATE managed_groups SET chat_id = %(new_chat_id)s, chat_type = 'supergroup', updated_at = now()
+    WHERE chat_id = %(old_chat_id)s
+      AND NOT EXISTS (SELECT 1 FROM managed_groups WHERE chat_id = %(new_chat_id)s)
+    RETURNING id
+)
+UPDATE broadcast_deliveries SET target_chat_id = %(new_chat_id)s
+WHERE target_chat_id = %(old_chat_id)s AND status = 'pending';
