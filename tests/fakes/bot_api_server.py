@@ -77,6 +77,7 @@ class FakeBotApi:
     member_counts: dict[int, int] = field(default_factory=dict)
     administrators: dict[int, list[int]] = field(default_factory=dict)  # chat -> admin user ids
     members: dict[tuple[int, int], str] = field(default_factory=dict)  # (chat, user) -> status
+    pending_join_requests: dict[int, int] = field(default_factory=dict)  # chat -> waiting on its invite link
     _queued: dict[int | None, list[Reply]] = field(default_factory=lambda: defaultdict(list))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _message_ids: itertools.count = field(default_factory=lambda: itertools.count(1000))
@@ -205,6 +206,17 @@ class FakeBotApi:
             user_id = params.get("user_id")
             status = "administrator" if user_id in self.administrators.get(chat_id, []) else None
             return _ok(_member(user_id, status or self.members.get((chat_id, user_id), "member")))
+        if method == "editChatInviteLink":
+            return _ok(
+                {
+                    "invite_link": params.get("invite_link"),
+                    "creator": {"id": 4242, "is_bot": True, "first_name": "fake"},
+                    "creates_join_request": True,
+                    "is_primary": False,
+                    "is_revoked": False,
+                    "pending_join_request_count": self.pending_join_requests.get(chat_id, 0),
+                }
+            )
         if method == "getMe":
             return _ok({"id": 4242, "is_bot": True, "first_name": "fake", "username": "fake_bot"})
         return _ok(True)  # setWebhook, banChatMember, unbanChatMember, ...
