@@ -11,7 +11,7 @@ import tgops
 from tgops.api.auth import ErrorResponse
 from tgops.api.dashboard.router import router as dashboard_router
 from tgops.api.method_not_allowed import method_not_allowed
-from tgops.api.routers import admin_dlq, health, live_streams, public, webhooks
+from tgops.api.routers import admin_dlq, broadcasts, health, live_streams, public, webhooks
 from tgops.api.routers import provider as provider_router
 from tgops.config import SettingsError, get_settings
 from tgops.runtime import Runtime
@@ -37,6 +37,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(live_streams.router)
     app.include_router(dashboard_router)
     app.include_router(provider_router.router)
+    app.include_router(broadcasts.router)
     return app
 
 

@@ -105,3 +105,18 @@ def dashboard_session(session_id: str) -> str:
 def switch(name: str) -> str:
     """A runtime switch flipped from the dashboard (tgops.switches): "1" on, "0" off, absent = default."""
     return f"tg:switch:{name}"
+
+
+def bot_lane(bot_key: str, lane: str) -> str:
+    """A bot's next free call time on one priority lane (ms since epoch); `bot_key` is a token hash."""
+    return f"tg:bot:{bot_key}:lane:{lane}"
+
+
+def bot_chat_spacing(bot_key: str, chat_id: int) -> str:
+    """When a bot may next send to one chat (per-chat spacing, ms since epoch)."""
+    return f"tg:bot:{bot_key}:chat:{chat_id}"
+
+
+def bot_pause(bot_key: str) -> str:
+    """Set for `retry_after` after a 429: every consumer of the bot waits it out."""
+    return f"tg:bot:{bot_key}:pause"

@@ -9,6 +9,7 @@ import typer
 import tgops
 from tgops.cli.apikey import app as apikey_app
 from tgops.cli.bot import app as bot_app
+from tgops.cli.outbox import app as outbox_app
 from tgops.cli.panel import app as panel_app
 from tgops.cli.support import console, load_settings, one_line_errors
 from tgops.cli.tasks import app as tasks_app
@@ -18,6 +19,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
 app.add_typer(bot_app, name="bot")
+app.add_typer(outbox_app, name="outbox")
 
 
 @app.command()
