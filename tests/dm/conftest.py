@@ -33,6 +33,8 @@ def dm_settings(
     monkeypatch.setenv("TGOPS_TELEGRAM_BOT_API_BASE_URL", bot_api.base_url)
     monkeypatch.setenv("TGOPS_TELEGRAM_BOT_USERNAME", "main_test_bot")
     monkeypatch.setenv("TGOPS_PUBLIC_BASE_URL", "https://tgops.example")
+    # The shared limiter's per-chat spacing is the broadcaster's tests' subject; here it only slows.
+    monkeypatch.setenv("TGOPS_BROADCAST_PRIVATE_SPACING_SEC", "0")
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()

@@ -14,15 +14,16 @@ app = typer.Typer(help="The main bot: its webhook at Telegram.", no_args_is_help
 
 
 def _main_bot():
-    from tgops.config import PLACEHOLDER
-    from tgops.dm.bots import ptb_bot
+    from telegram import Bot
+
+    from tgops.telegram.bot_client import has_real_token
 
     settings = load_settings()
     token = settings.telegram_bot_token.get_secret_value()
-    if token in ("", PLACEHOLDER):
+    if not has_real_token(token):
         console.print("[red]error:[/red] TGOPS_TELEGRAM_BOT_TOKEN: not set")
         raise typer.Exit(2)
-    return settings, ptb_bot(settings, token)
+    return settings, Bot(token, base_url=settings.telegram_bot_api_base_url)
 
 
 @app.command("set-webhook")

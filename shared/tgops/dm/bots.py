@@ -6,7 +6,6 @@ its token sealed at rest). Tokens are opened only to build a client and never lo
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -15,11 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tgops.config import PLACEHOLDER, Settings
 from tgops.dm.replies import Reply
 from tgops.ingress.messages import MAIN_BOT_ID
+from tgops.telegram.bot_client import Lane, bot_client
 
 if TYPE_CHECKING:
     from telegram import Bot
 
+    from tgops.cache.client import RedisClient
     from tgops.db.database import Database
+    from tgops.telegram.bot_client import BotClient
 
 log = logging.getLogger(__name__)
 TOKEN_CONTEXT = "bot_token"
@@ -41,28 +43,30 @@ class BotGateway(Protocol):
         """Make the Bot API call; raise python-telegram-bot's errors."""
 
 
-class PtbGateway:
-    """Bot API calls through python-telegram-bot's typed `Bot`."""
+# Calls that write to a chat: spaced per chat by the shared limiter; the others only take a slot.
+WRITES_TO_CHAT = frozenset({"send_message", "send_photo", "edit_message_text"})
 
-    def __init__(self, bot: Bot) -> None:
-        self._bot = bot
+
+class LimitedGateway:
+    """Bot API calls of one bot through tgops.telegram.bot_client: the bot's shared limits (its own
+    bucket, in the priority lane: a reply never waits behind a broadcast), or its dry-run outbox."""
+
+    def __init__(self, client: BotClient) -> None:
+        self._client = client
 
     async def call(self, reply: Reply) -> Any:
-        return await getattr(self._bot, reply.method)(**reply.params)
+        chat_id = reply.params.get("chat_id") if reply.method in WRITES_TO_CHAT else None
+
+        async def request(bot: Bot, chat: int | None) -> Any:
+            params = reply.params if chat is None else {**reply.params, "chat_id": chat}
+            return await getattr(bot, reply.method)(**params)
+
+        return await self._client.call(request, chat_id=chat_id, lane=Lane.PRIORITY)
 
 
-_BOTS: dict[str, Bot] = {}
-
-
-def ptb_bot(settings: Settings, token: str) -> Bot:
-    """One `telegram.Bot` per token for the life of the process (each keeps its own HTTP connections)."""
-    from telegram import Bot
-
-    base_url = settings.telegram_bot_api_base_url
-    cache_key = hashlib.sha256(f"{base_url}|{token}".encode()).hexdigest()
-    if cache_key not in _BOTS:
-        _BOTS[cache_key] = Bot(token, base_url=base_url)
-    return _BOTS[cache_key]
+def gateway(settings: Settings, redis: RedisClient, db: Database, token: str | None) -> LimitedGateway:
+    """The gateway of one token; no token (the main bot in a local run) records into the outbox."""
+    return LimitedGateway(bot_client(token or "", settings, redis, db))
 
 
 async def identify(db: Database, settings: Settings, bot_id: int) -> BotIdentity | None:

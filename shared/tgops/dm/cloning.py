@@ -18,7 +18,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from tgops.cache import keys
 from tgops.dm import replies
-from tgops.dm.bots import new_webhook_secret, ptb_bot, seal_token, webhook_url
+from tgops.dm.bots import gateway, new_webhook_secret, seal_token, webhook_url
 from tgops.dm.replies import Reply
 from tgops.ingress.routing import ALLOWED_UPDATES
 from tgops.security import hash_secret
@@ -67,7 +67,7 @@ async def receive_token(dm: DmBot, context: Context) -> list[Reply]:
             replies.message(incoming.chat_id, "That is not a bot token. Send the token, or /cancel."),
         ]
     try:
-        me = await ptb_bot(dm.settings, token).get_me()
+        me = await _gateway(dm, token).call(Reply("get_me"))
     except InvalidToken:
         await dm.redis.delete(_state_key(dm, incoming.user_id))
         return [
@@ -113,9 +113,8 @@ async def register(
         return None
     bot_id = row["id"]
     url = webhook_url(dm.settings, bot_id)
-    await ptb_bot(dm.settings, token).set_webhook(
-        url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES)
-    )
+    webhook = {"url": url, "secret_token": secret, "allowed_updates": list(ALLOWED_UPDATES)}
+    await _gateway(dm, token).call(Reply("set_webhook", webhook))
     await context.session.execute(
         "dm_store_bot_token",
         {"bot_id": bot_id, "token_encrypted": seal_token(dm.settings, bot_id, token), "webhook_url": url},
@@ -166,7 +165,7 @@ async def _delete_webhook(dm: DmBot, bot_id: int, sealed: str | None) -> None:
     if not sealed:
         return
     try:
-        await ptb_bot(dm.settings, open_token(dm.settings, bot_id, sealed)).delete_webhook()
+        await _gateway(dm, open_token(dm.settings, bot_id, sealed)).call(Reply("delete_webhook"))
     except TelegramError as error:  # the bot is off our side already; Telegram's copy expires by itself
         log.info(
             "deleteWebhook of a removed bot failed", extra={"bot_id": bot_id, "reason": type(error).__name__}
@@ -178,6 +177,11 @@ def _delete_message(incoming: Any) -> list[Reply]:
     if incoming.message_id is None:
         return []
     return [Reply("delete_message", {"chat_id": incoming.chat_id, "message_id": incoming.message_id})]
+
+
+def _gateway(dm: DmBot, token: str):
+    """A user's bot, reached through its own token and limits."""
+    return gateway(dm.settings, dm.redis, dm.db, token)
 
 
 def _state_key(dm: DmBot, user_id: int) -> str:

@@ -33,5 +33,5 @@ async def handle(runtime: Runtime, message: Received) -> None:
     if bot is None:
         log.info("dm update for an unknown or removed bot ignored", extra={"bot_id": event.bot_id})
         return
-    dm = DmBot(runtime.settings, db, runtime.redis(), bot, gateway_for(runtime, bot))
+    dm = DmBot(runtime.settings, db, runtime.redis(), bot, gateway_for(runtime, db, bot))
     await dm.handle(event, incoming)
