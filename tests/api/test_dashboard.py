@@ -54,6 +54,15 @@ SELECT '01ARZ3NDEKTSV4RRFFQ69G5FA' || n, (SELECT id FROM provider_orders WHERE r
        'subscribe', 'h', (SELECT id FROM telegram_accounts), 'ext_1', CASE WHEN n < 3 THEN 'done' ELSE 'queued' END
 FROM generate_series(0, 4) AS n;
 INSERT INTO bot_users (user_id, first_name, points, referral_count, commands) VALUES (42, 'Ann', 19, 1, 5), (43, 'Bob', 9, 0, 2);
+INSERT INTO managed_groups (chat_id, title, member_count, is_active, consecutive_failures, last_failure_reason)
+VALUES (-1001, 'Growing group', 130, true, 0, NULL), (-1002, 'Kicked us', 50, false, 3, 'Forbidden: bot was kicked');
+INSERT INTO group_member_counts (chat_id, member_count, counted_at)
+VALUES (-1001, 100, now() - interval '3 hours'), (-1001, 120, now() - interval '2 hours'), (-1001, 130, now());
+INSERT INTO broadcast_jobs (job_id, job, bot_key, status, total) VALUES ('01JOBJOBJOBJOBJOBJOBJOBJOB', '{}', 'k', 'sending', 2);
+INSERT INTO broadcast_deliveries (job_id, chat_id, target_chat_id, status, debug_code)
+VALUES ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1001, -1001, 'sent', 'DBG:AAAAAA'),
+       ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1002, -1002, 'failed', 'DBG:AAAAAB');
+INSERT INTO bot_outbox (bot_key, method, chat_id, params) VALUES ('k', 'sendMessage', 42, '{"chat_id": 42, "text": "hello dry run"}');
 INSERT INTO bot_points_ledger (user_id, delta, reason, bot_id, update_id)
 VALUES (42, 10, 'initial', 0, 1), (42, 10, 'referral', 0, 2), (42, -1, 'live_check', 0, 3);
 """
@@ -159,6 +168,19 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
     assert "ext_1" in page.inner_text("#per-account")
     assert page.locator("#task-counts .card", has_text="done").locator("b").inner_text() == "3"
     page.screenshot(path=SCREENSHOTS / "tasks.png", full_page=True)
+
+    page.click("text=Groups")
+    assert "Forbidden: bot was kicked" in page.inner_text("#groups") and "deactivated" in page.inner_text(
+        "#groups"
+    )
+    assert page.locator("svg.member-chart rect").count() == 3
+    broadcast = page.inner_text("#broadcasts")
+    assert "01JOBJOBJOBJOBJOBJOBJOBJOB" in broadcast
+    page.screenshot(path=SCREENSHOTS / "groups.png", full_page=True)
+
+    page.click("text=Outbox")
+    assert "hello dry run" in page.inner_text("#outbox")
+    page.screenshot(path=SCREENSHOTS / "outbox.png", full_page=True)
 
     page.click("text=Bot usage")
     assert page.locator("#bot-totals .card", has_text="users").locator("b").inner_text() == "2"

@@ -93,6 +93,24 @@ async def bot_usage(runtime: Runtime) -> dict[str, Any]:
     }
 
 
+async def groups(runtime: Runtime) -> dict[str, Any]:
+    db = await runtime.database()
+    history: dict[int, list[int]] = {}
+    for row in await db.fetch_all("dash_member_history", {"days": HISTORY_DAYS}):
+        history.setdefault(row["chat_id"], []).append(row["member_count"])
+    return {
+        "groups": await db.fetch_all("dash_groups"),
+        "charts": {chat_id: bars(counts, width=160, height=30) for chat_id, counts in history.items()},
+        "join_requests": await db.fetch_all("dash_join_requests"),
+        "broadcasts": await db.fetch_all("dash_broadcasts"),
+    }
+
+
+async def outbox(runtime: Runtime, method: str | None) -> dict[str, Any]:
+    db = await runtime.database()
+    return {"calls": await db.fetch_all("dash_outbox", {"method": method, "limit": 200}), "method": method}
+
+
 def mask_phone(phone: str | None) -> str:
     """Enough of a phone number to tell accounts apart, not to dial it."""
     if not phone or len(phone) < 6:

@@ -217,6 +217,21 @@ async def bot_usage(request: Request, runtime: RuntimeDep, session: Session) -> 
     return page(request, "dashboard/bot.html", session, charts=charts, **usage)
 
 
+@router.get("/groups")
+async def groups(request: Request, runtime: RuntimeDep, session: Session) -> HTMLResponse:
+    return page(request, "dashboard/groups.html", session, **await data.groups(runtime))
+
+
+@router.get("/outbox")
+async def outbox(
+    request: Request,
+    runtime: RuntimeDep,
+    session: Session,
+    method: Annotated[str | None, Query(max_length=64)] = None,
+) -> HTMLResponse:
+    return page(request, "dashboard/outbox.html", session, **await data.outbox(runtime, method or None))
+
+
 @router.get("/switches")
 async def switches_page(request: Request, runtime: RuntimeDep, session: Session) -> HTMLResponse:
     states = await switches.states(runtime.redis(), runtime.settings)

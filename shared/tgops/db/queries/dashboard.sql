@@ -118,3 +118,36 @@ ORDER BY 1;
 -- name: dash_cloned_bots
 SELECT id, username, owner_user_id, is_active, deactivated_reason, created_at
 FROM bots WHERE NOT is_main ORDER BY id DESC LIMIT 200;
+
+-- name: dash_groups
+SELECT id, chat_id, title, phase, is_active, final_message_allowed, member_count, member_count_at,
+       consecutive_failures, last_failure_at, last_failure_reason, join_gap_pending, updated_at
+FROM managed_groups
+ORDER BY is_active DESC, id
+LIMIT 500;
+
+-- name: dash_member_history
+SELECT chat_id, member_count, counted_at FROM group_member_counts
+WHERE counted_at > now() - make_interval(days => %(days)s)
+ORDER BY chat_id, counted_at;
+
+-- name: dash_join_requests
+SELECT status, count(*)::int AS requests FROM join_requests GROUP BY status ORDER BY status;
+
+-- name: dash_broadcasts
+SELECT j.job_id, j.status, j.total, j.created_at, j.finished_at,
+       count(*) FILTER (WHERE d.status = 'sent')::int AS sent,
+       count(*) FILTER (WHERE d.status = 'failed')::int AS failed,
+       count(*) FILTER (WHERE d.status IN ('pending', 'sending'))::int AS waiting,
+       count(*) FILTER (WHERE d.status IN ('skipped', 'unconfirmed'))::int AS other
+FROM broadcast_jobs j
+LEFT JOIN broadcast_deliveries d ON d.job_id = j.job_id
+GROUP BY j.job_id
+ORDER BY j.created_at DESC
+LIMIT 50;
+
+-- name: dash_outbox
+SELECT id, bot_key, method, chat_id, params, created_at FROM bot_outbox
+WHERE %(method)s::text IS NULL OR method = %(method)s
+ORDER BY id DESC
+LIMIT %(limit)s;
