@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PLACEHOLDER = "change-me"
 SECRET_FIELDS = (
@@ -185,7 +185,7 @@ class Settings(BaseSettings):
     setup_backoff_sec: list[int] = [60, 300, 900, 3600]
 
     # Broadcaster and DM bot (seed 004)
-    broadcast_global_rate_per_sec: float = Field(5, gt=0)
+    broadcast_rate_per_sec: float = Field(5, gt=0)
     broadcast_group_spacing_sec: float = Field(3, ge=0)
     broadcast_private_spacing_sec: float = Field(1, ge=0)
     broadcast_max_consecutive_failures: int = Field(3, ge=1)
@@ -194,6 +194,24 @@ class Settings(BaseSettings):
     dm_daily_points: int = Field(10, ge=0)
     dm_live_check_cost: int = Field(1, ge=0)
     dm_referral_points: int = Field(10, ge=0)
+    # The DM bot: the main bot's @username (else asked with getMe), and the public URL webhooks are set
+    # to (cloned bots included).
+    telegram_bot_username: str | None = None
+    public_base_url: str | None = None
+
+    # Bots (issue 13): the Bot API client, its shared limiter, the broadcaster and group management.
+    # Telegram's own ceilings (30 messages/s per bot, 20/min per group) hold whatever these say. The base
+    # URL may name a self-hosted telegram-bot-api server, or a fake one in tests.
+    telegram_bot_api_base_url: str = "https://api.telegram.org/bot"
+    bot_priority_reserved_share: float = Field(0.2, gt=0, lt=1)  # of 30/s, never given to broadcasts
+    bot_api_timeout_sec: float = Field(10, gt=0)
+    broadcast_run_budget_sec: float = Field(90, gt=0)  # then the job continues in a fresh message
+    broadcast_parallelism: int = Field(1, ge=1)  # consumers one job is fanned out to
+    broadcast_unconfirmed_after_sec: float = Field(120, gt=0)  # a send in flight this long is unknown
+    group_decision_interval_sec: float = Field(1, ge=0)  # join-request decisions per group
+    group_decision_wait_sec: float = Field(20, ge=0)  # a consumer waits this long for due decisions
+    group_member_count_interval_min: int = Field(60, ge=1)
+    group_kick_interval_min: int = Field(60, ge=1)
 
     # Ingress
     webhook_dedupe_ttl_sec: int = Field(300, gt=0)
@@ -201,6 +219,26 @@ class Settings(BaseSettings):
     # Public API keys (issue 4 part B): hits allowed per key per window, unless the key sets its own
     api_key_rate_limit: int = Field(60, ge=1)
     api_key_rate_window_sec: int = Field(60, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the Secrets Manager secret named by TGOPS_SECRETS_NAME, then `.env`."""
+        from tgops.secrets_source import SecretsManagerSource
+
+        return (
+            init_settings,
+            env_settings,
+            SecretsManagerSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @field_validator("database_url")
     @classmethod
@@ -274,7 +312,11 @@ def describe_validation_error(error: ValidationError) -> str:
 
 @lru_cache
 def get_settings() -> Settings:
+    from tgops.secrets_source import SecretsUnavailable
+
     try:
         return Settings()
     except ValidationError as error:
         raise SettingsError(describe_validation_error(error)) from None
+    except SecretsUnavailable as error:
+        raise SettingsError(str(error)) from None

@@ -12,11 +12,15 @@ from collections.abc import Callable
 from importlib import import_module
 
 QUEUE_HANDLERS: dict[str, str] = {
+    "dm_queue": "tgops.dm.consumer:handle",
     "tg-inspect": "tgops.orders.validation:handle",
+    "group_message_queue": "tgops.broadcast.consumer:handle",
+    "tgms_queue": "tgops.groups.consumer:handle",
 }
 SCHEDULE_HANDLERS: dict[str, str] = {
     "poll_orders": "tgops.orders.polling:run",
     "generate_tasks": "tgops.provider.generation:run",
+    "group_tick": "tgops.groups.tick:run",
 }
 
 

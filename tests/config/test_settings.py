@@ -40,7 +40,7 @@ def test_defaults_follow_the_architecture():
     assert settings.stream_closed_cooldown_sec == settings.unknown_error_cooldown_sec == 60
     assert (settings.task_lease_sec, settings.reserve_lock_sec, settings.link_state_ttl_days) == (60, 120, 90)
     assert settings.setup_backoff_sec == [60, 300, 900, 3600]
-    assert settings.broadcast_global_rate_per_sec == 5
+    assert settings.broadcast_rate_per_sec == 5
     assert (settings.broadcast_group_spacing_sec, settings.broadcast_private_spacing_sec) == (3, 1)
     assert settings.broadcast_max_consecutive_failures == 3
     assert (settings.dm_rate_limit_commands, settings.dm_rate_limit_window_sec) == (10, 60)

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 import tgops
 from tgops.api.auth import ErrorResponse
+from tgops.api.dashboard.router import router as dashboard_router
 from tgops.api.method_not_allowed import method_not_allowed
-from tgops.api.routers import admin_dlq, health, public, webhooks
+from tgops.api.routers import admin_dlq, broadcasts, health, live_streams, public, webhooks
 from tgops.api.routers import provider as provider_router
 from tgops.config import SettingsError, get_settings
 from tgops.runtime import Runtime
@@ -33,7 +34,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(admin_dlq.router)
     app.include_router(public.router)
+    app.include_router(live_streams.router)
+    app.include_router(dashboard_router)
     app.include_router(provider_router.router)
+    app.include_router(broadcasts.router)
     return app
 
 

@@ -1,8 +1,13 @@
 """Queueing a broadcast job, at most once per client `Idempotency-Key`.
 
 A client that timed out and retries must not post to every group twice. With a key, the first
-request claims it in Redis (`pending`, short TTL), queues the job, then marks it `queued` for 24 h;
-a retry with the same key and the same request gets the first job's id back and queues nothing.
+request claims it in Redis (`pending`), queues the job, then marks it `queued`; a retry with the same
+key and the same request gets the first job's id back and queues nothing.
+
+The pending claim lives as long as a queued one (24 h): if the mark fails or the process dies after
+the send, the job may well be queued, so a retry is refused as "still being queued" rather than
+queueing a second broadcast. Only a send known to have failed frees the key, and only while the key
+still holds this request's own claim (a token-checked release).
 """
 
 from __future__ import annotations
@@ -15,14 +20,15 @@ from typing import TYPE_CHECKING
 from tgops.broadcast.jobs import QUEUE, BroadcastJob
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
+from tgops.cache.scripts import script
 from tgops.messaging.envelopes import encode
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.messaging.sqs import QueueSender
 
-PENDING_TTL_SEC = 60  # a claim whose holder died before queueing frees itself this soon
 QUEUED_TTL_SEC = 24 * 3600
+PENDING_TTL_SEC = QUEUED_TTL_SEC  # outlives the send: a claim whose outcome is unknown refuses retries
 SCOPE = "send_messages"
 
 
@@ -58,8 +64,9 @@ async def submit(
 
     key = keys.idempotency(SCOPE, job.api_key_id or 0, idempotency_key)
     request = fingerprint(job)
+    claim = f"pending:{request}:{job.job_id}"
     try:
-        claimed = await redis.set(key, f"pending:{request}:{job.job_id}", nx=True, ex=PENDING_TTL_SEC)
+        claimed = await redis.set(key, claim, nx=True, ex=PENDING_TTL_SEC)
         if not claimed:
             return _earlier(await redis.get(key), request)
     except CacheError as error:
@@ -68,10 +75,11 @@ async def submit(
     try:
         await queues.send(QUEUE, encode(job))
     except Exception:
-        await _forget(redis, key)
+        await _release(redis, key, claim)
         raise
     with contextlib.suppress(CacheError):  # queued all the same; the pending claim still refuses a retry
-        await redis.set(key, f"queued:{request}:{job.job_id}", ex=QUEUED_TTL_SEC)
+        queued = f"queued:{request}:{job.job_id}"
+        await script("claim_replace").run(redis, [key], [claim, queued, QUEUED_TTL_SEC * 1000])
     return Submitted(job.job_id, replayed=False)
 
 
@@ -86,6 +94,7 @@ def _earlier(stored: str | None, request: str) -> Submitted:
     return Submitted(job_id, replayed=True)
 
 
-async def _forget(redis: RedisClient, key: str) -> None:
-    with contextlib.suppress(CacheError):  # the pending claim expires within PENDING_TTL_SEC
-        await redis.delete(key)
+async def _release(redis: RedisClient, key: str, claim: str) -> None:
+    """Free the key for a retry, unless it no longer holds this request's claim."""
+    with contextlib.suppress(CacheError):  # the client sees the send fail; its retry meets a conflict
+        await script("lock_release").run(redis, [key], [claim])

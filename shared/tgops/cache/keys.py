@@ -90,3 +90,33 @@ def proxy_cooldown(proxy_key: str) -> str:
 def idempotency(scope: str, subject: int | str, key: str) -> str:
     """A client's Idempotency-Key, e.g. idempotency("send_messages", api_key_id, key); 24 h."""
     return f"tg:idempotency:{scope}:{subject}:{key}"
+
+
+def dm_conversation(bot_id: int, user_id: int) -> str:
+    """A multi-step DM conversation's state (bot cloning), with a TTL: a Lambda keeps nothing in memory."""
+    return f"tg:dm:conversation:{bot_id}:{user_id}"
+
+
+def dashboard_session(session_id: str) -> str:
+    """An admin's dashboard login (its CSRF token as the value), until logout or expiry."""
+    return f"tg:dashboard:session:{session_id}"
+
+
+def switch(name: str) -> str:
+    """A runtime switch flipped from the dashboard (tgops.switches): "1" on, "0" off, absent = default."""
+    return f"tg:switch:{name}"
+
+
+def bot_lane(bot_key: str, lane: str) -> str:
+    """A bot's next free call time on one priority lane (ms since epoch); `bot_key` is a token hash."""
+    return f"tg:bot:{bot_key}:lane:{lane}"
+
+
+def bot_chat_spacing(bot_key: str, chat_id: int) -> str:
+    """When a bot may next send to one chat (per-chat spacing, ms since epoch)."""
+    return f"tg:bot:{bot_key}:chat:{chat_id}"
+
+
+def bot_pause(bot_key: str) -> str:
+    """Set for `retry_after` after a 429: every consumer of the bot waits it out."""
+    return f"tg:bot:{bot_key}:pause"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from tgops.cli.apikey import app as apikey_app
+from tgops.cli.bot import app as bot_app
 from tgops.cli.db import app as db_app
 from tgops.cli.dev import app as dev_app
+from tgops.cli.outbox import app as outbox_app
 from tgops.cli.panel import app as panel_app
 from tgops.cli.tasks import app as tasks_app
 from tgops.cli.version import app as version_app
@@ -18,6 +20,8 @@ app.add_typer(version_app)  # tgops version
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
+app.add_typer(bot_app, name="bot")
+app.add_typer(outbox_app, name="outbox")
 
 
 @app.callback()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tgops.db.errors import ConflictError
 
@@ -47,6 +47,21 @@ class ManagedGroup(BaseModel):
     last_failure_reason: str | None
     created_at: datetime
     updated_at: datetime
+    # Group management (issue 13): the phase and its rules, the join policy, the removal rule.
+    phase_changed_at: datetime | None = None
+    phase_rules: dict[str, Any] = Field(
+        default_factory=dict,
+        description='e.g. {"monitoring_at_members": 500, "growth_below_members": 400}',
+    )
+    growth_join_action: Literal["approve", "hold", "decline"] = "approve"
+    monitoring_join_action: Literal["approve", "hold", "decline"] = "hold"
+    decision_interval_sec: float | None = Field(None, description="null: TGOPS_GROUP_DECISION_INTERVAL_SEC")
+    kick_rule: dict[str, Any] | None = Field(
+        None, description='e.g. {"inactive_days": 30, "allow_user_ids": [], "confirmed": false}'
+    )
+    kick_checked_at: datetime | None = None
+    join_gap_pending: int | None = Field(None, description="join requests waiting in Telegram never received")
+    join_gap_detected_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ TGMS_QUEUE = "tgms_queue"
 GROUP_CHAT_TYPES = frozenset({"group", "supergroup"})
 MEMBER_UPDATE_TYPES = ("chat_join_request", "chat_member", "my_chat_member")
 
-# Telegram's update fields (Bot API 8): anything else is counted as "other", so a sender cannot grow
+# Telegram's update fields (Bot API 9.6): anything else is counted as "other", so a sender cannot grow
 # the set of counters without bound.
 KNOWN_UPDATE_TYPES = frozenset(
     {
@@ -42,7 +42,19 @@ KNOWN_UPDATE_TYPES = frozenset(
         "chat_join_request",
         "chat_boost",
         "removed_chat_boost",
+        "managed_bot",
     }
+)
+# What setWebhook asks Telegram for: every update some consumer handles (Telegram leaves chat_member out
+# unless asked for it).
+ALLOWED_UPDATES = (
+    "message",
+    "edited_message",
+    "callback_query",
+    "my_chat_member",
+    "chat_member",
+    "chat_join_request",
+    "managed_bot",
 )
 
 
@@ -69,6 +81,8 @@ def route_update(update: dict[str, Any]) -> Route:
     payload = update.get(kind)
     if not isinstance(payload, dict):
         return Route(kind, None)
+    if kind == "managed_bot":  # Bot API 9.6: a user created a bot for this one to manage
+        return _to(kind, DM_QUEUE, _user_id({"from": payload.get("user")}))
     if kind == "callback_query":
         return _to(kind, DM_QUEUE, _chat_id(payload.get("message")) or _user_id(payload))
     if kind in MEMBER_UPDATE_TYPES:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
+from tgops import switches
 from tgops.api.auth import ErrorResponse, secrets_match
 from tgops.api.deps import RuntimeDep
 from tgops.cache.errors import RedisUnavailable
@@ -143,6 +144,8 @@ async def tasks_pull(runtime: RuntimeDep, request: PullRequest | None = None) ->
     maximum = runtime.settings.provider_max_batch
     if not 1 <= limit <= maximum:
         return refuse(400, f"limit must be between 1 and {maximum}, got {limit}")
+    if await switches.is_on(runtime.redis(), switches.PAUSE_LEASING, runtime.settings):
+        return Response('{"ok": true, "tasks": [], "count": 0}', media_type="application/json")
     try:
         async with dependencies_available():
             leased = await pull_tasks(await runtime.database(), runtime.settings, limit)

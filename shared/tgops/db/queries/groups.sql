@@ -46,3 +46,215 @@ RETURNING *;
 UPDATE managed_groups SET is_active = false, updated_at = CASE WHEN is_active THEN now() ELSE updated_at END
 WHERE id = %(id)s
 RETURNING *;
+
+-- name: group_record_send_failure
+-- A failure of the chat itself (kicked, blocked, gone): after `max_failures` in a row the group is
+-- deactivated with the reason and is not sent to again until reactivated.
+UPDATE managed_groups SET
+    consecutive_failures = consecutive_failures + 1,
+    last_failure_at      = now(),
+    last_failure_reason  = %(reason)s,
+    is_active            = is_active AND consecutive_failures + 1 < %(max_failures)s,
+    updated_at           = now()
+WHERE chat_id = %(chat_id)s
+RETURNING id, is_active, consecutive_failures;
+
+-- name: group_record_send_success
+UPDATE managed_groups SET consecutive_failures = 0, updated_at = now()
+WHERE chat_id = %(chat_id)s AND consecutive_failures <> 0;
+
+-- name: group_migrate_chat
+-- A group upgraded to a supergroup has a new chat id: the group and the deliveries still to make follow.
+WITH moved AS (
+    UPDATE managed_groups SET chat_id = %(new_chat_id)s, chat_type = 'supergroup', updated_at = now()
+    WHERE chat_id = %(old_chat_id)s
+      AND NOT EXISTS (SELECT 1 FROM managed_groups WHERE chat_id = %(new_chat_id)s)
+    RETURNING id
+)
+UPDATE broadcast_deliveries SET target_chat_id = %(new_chat_id)s
+WHERE target_chat_id = %(old_chat_id)s AND status = 'pending';
+
+-- name: join_request_record
+-- Once per chat and user: a redelivered update finds the row and changes nothing. A user who asks
+-- again after a decision (a later request date) reopens the row.
+INSERT INTO join_requests (chat_id, user_id, username, requested_at, source)
+VALUES (%(chat_id)s, %(user_id)s, %(username)s, %(requested_at)s, %(source)s)
+ON CONFLICT (chat_id, user_id) DO UPDATE SET
+    status = 'pending', username = EXCLUDED.username, requested_at = EXCLUDED.requested_at,
+    decided_at = NULL, action = NULL, due_at = NULL, claimed_at = NULL, error = NULL, attempts = 0,
+    source = EXCLUDED.source
+WHERE join_requests.status IN ('approved', 'declined', 'failed')
+  AND join_requests.decided_at < EXCLUDED.requested_at
+RETURNING *;
+
+-- name: join_request_schedule
+-- The group's next decision slot, taken atomically: decisions of one group are `interval` apart.
+WITH slot AS (
+    UPDATE managed_groups
+    SET next_decision_at = GREATEST(now(), coalesce(next_decision_at, now()))
+                           + make_interval(secs => coalesce(decision_interval_sec, %(default_interval_sec)s))
+    WHERE chat_id = %(chat_id)s
+    RETURNING next_decision_at - make_interval(secs => coalesce(decision_interval_sec, %(default_interval_sec)s))
+              AS due_at
+)
+UPDATE join_requests SET status = 'queued', action = %(action)s, due_at = (SELECT due_at FROM slot)
+WHERE id = %(id)s AND status = 'pending' AND EXISTS (SELECT 1 FROM slot)
+RETURNING *;
+
+-- name: join_request_claim_due
+-- The group's next due decision, marked in flight, once the group's last decision is `interval_sec`
+-- behind (measured from the calls themselves, so a late one never squeezes the next). A decision in
+-- flight for a minute had its holder die: it is tried again, and Telegram's answer tells whether the
+-- first call went through.
+UPDATE join_requests SET status = 'deciding', claimed_at = clock_timestamp(), attempts = attempts + 1
+WHERE id = (
+    SELECT id FROM join_requests
+    WHERE chat_id = %(chat_id)s AND due_at <= clock_timestamp()
+      AND (status = 'queued' OR (status = 'deciding' AND claimed_at < now() - interval '60 seconds'))
+      AND NOT EXISTS (
+          SELECT 1 FROM join_requests recent
+          WHERE recent.chat_id = %(chat_id)s
+            AND recent.claimed_at > clock_timestamp() - make_interval(secs => %(interval_sec)s))
+    ORDER BY due_at
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *;
+
+-- name: join_request_next_due
+-- Seconds until the group's next decision may be claimed; NULL when none waits.
+SELECT extract(epoch FROM GREATEST(
+           min(due_at) FILTER (WHERE status IN ('queued', 'deciding')),
+           max(claimed_at) + make_interval(secs => %(interval_sec)s)) - clock_timestamp()) AS wait_sec,
+       count(*) FILTER (WHERE status IN ('queued', 'deciding')) AS waiting
+FROM join_requests WHERE chat_id = %(chat_id)s;
+
+-- name: join_request_decided
+UPDATE join_requests SET status = %(status)s, decided_at = now(), error = %(error)s
+WHERE id = %(id)s AND status = 'deciding';
+
+-- name: join_request_chats_due
+SELECT DISTINCT chat_id FROM join_requests
+WHERE status IN ('queued', 'deciding') AND due_at <= now() + interval '1 minute'
+LIMIT %(limit)s;
+
+-- name: join_request_pending_count
+SELECT count(*) AS pending FROM join_requests
+WHERE chat_id = %(chat_id)s AND status IN ('pending', 'queued', 'deciding');
+
+-- name: group_member_seen
+-- A member the bot saw (a message: active now; a join: seen, not active).
+INSERT INTO group_members (chat_id, user_id, status, is_bot, last_active_at)
+VALUES (%(chat_id)s, %(user_id)s, %(status)s, %(is_bot)s, CASE WHEN %(active)s THEN now() END)
+ON CONFLICT (chat_id, user_id) DO UPDATE SET
+    status = coalesce(%(new_status)s, group_members.status),
+    last_active_at = CASE WHEN %(active)s THEN now() ELSE group_members.last_active_at END;
+
+-- name: group_set_bot_status
+-- The bot's own membership changed: removed from the group, it is deactivated with the reason.
+UPDATE managed_groups SET
+    is_active = is_active AND %(still_member)s,
+    last_failure_reason = CASE WHEN %(still_member)s THEN last_failure_reason ELSE %(reason)s END,
+    last_failure_at = CASE WHEN %(still_member)s THEN last_failure_at ELSE now() END,
+    updated_at = now()
+WHERE chat_id = %(chat_id)s;
+
+-- name: group_set_member_count
+-- The count and its history; the phase follows the group's rules (a member-count target).
+WITH counted AS (
+    INSERT INTO group_member_counts (chat_id, member_count) VALUES (%(chat_id)s, %(member_count)s)
+)
+UPDATE managed_groups SET
+    member_count = %(member_count)s,
+    member_count_at = now(),
+    phase = CASE
+        WHEN phase = 'growth' AND (phase_rules ->> 'monitoring_at_members')::int <= %(member_count)s
+            THEN 'monitoring'
+        WHEN phase = 'monitoring' AND (phase_rules ->> 'growth_below_members')::int > %(member_count)s
+            THEN 'growth'
+        ELSE phase END,
+    updated_at = now()
+WHERE chat_id = %(chat_id)s
+RETURNING phase, (SELECT phase FROM managed_groups WHERE chat_id = %(chat_id)s) AS previous_phase;
+
+-- name: group_phase_changed
+UPDATE managed_groups SET phase_changed_at = now() WHERE chat_id = %(chat_id)s;
+
+-- name: group_member_count_history
+SELECT member_count, counted_at FROM group_member_counts
+WHERE chat_id = %(chat_id)s ORDER BY counted_at DESC LIMIT %(limit)s;
+
+-- name: group_set_join_gap
+UPDATE managed_groups SET
+    join_gap_pending = %(missing)s,
+    join_gap_detected_at = CASE WHEN %(missing)s > 0 THEN now() ELSE NULL END
+WHERE chat_id = %(chat_id)s;
+
+-- name: groups_due_member_count
+SELECT chat_id FROM managed_groups
+WHERE is_active AND (member_count_at IS NULL OR member_count_at < now() - make_interval(mins => %(interval_min)s))
+ORDER BY chat_id LIMIT %(limit)s;
+
+-- name: groups_due_kick
+SELECT chat_id FROM managed_groups
+WHERE is_active AND kick_rule IS NOT NULL
+  AND (kick_checked_at IS NULL OR kick_checked_at < now() - make_interval(mins => %(interval_min)s))
+ORDER BY chat_id LIMIT %(limit)s;
+
+-- name: group_kick_candidates
+-- Members the bot has watched for longer than the rule's inactivity without seeing them active.
+SELECT user_id, coalesce(last_active_at, first_seen_at) AS last_seen, last_active_at IS NULL AS never_active
+FROM group_members
+WHERE chat_id = %(chat_id)s AND status IN ('member', 'restricted') AND NOT is_bot
+  AND coalesce(last_active_at, first_seen_at) < now() - make_interval(days => %(inactive_days)s)
+  AND NOT (user_id = ANY (%(spared_user_ids)s::bigint[]))
+ORDER BY user_id;
+
+-- name: group_known_member_count
+SELECT count(*) AS known FROM group_members
+WHERE chat_id = %(chat_id)s AND status IN ('member', 'restricted', 'administrator', 'creator');
+
+-- name: group_removal_record
+INSERT INTO group_removals (chat_id, user_id, reason, preview, outcome)
+VALUES (%(chat_id)s, %(user_id)s, %(reason)s, %(preview)s, %(outcome)s);
+
+-- name: group_member_removed
+UPDATE group_members SET status = 'kicked' WHERE chat_id = %(chat_id)s AND user_id = %(user_id)s;
+
+-- name: group_kick_checked
+UPDATE managed_groups SET kick_checked_at = now() WHERE chat_id = %(chat_id)s;
+
+-- name: group_confirm_kick_rule
+UPDATE managed_groups SET kick_rule = kick_rule || '{"confirmed": true}'::jsonb, updated_at = now()
+WHERE id = %(id)s AND kick_rule IS NOT NULL
+RETURNING *;
+
+-- name: group_set_rules
+-- Phase rules, join policy per phase, decision pacing and the removal rule of one group.
+UPDATE managed_groups SET
+    phase_rules            = coalesce(%(phase_rules)s, phase_rules),
+    growth_join_action     = coalesce(%(growth_join_action)s, growth_join_action),
+    monitoring_join_action = coalesce(%(monitoring_join_action)s, monitoring_join_action),
+    decision_interval_sec  = coalesce(%(decision_interval_sec)s, decision_interval_sec),
+    kick_rule              = coalesce(%(kick_rule)s, kick_rule),
+    phase                  = coalesce(%(phase)s, phase),
+    updated_at             = now()
+WHERE id = %(id)s
+RETURNING *;
+
+-- name: group_posts_claim_due
+-- Due posts move to their next time before they are sent: a post goes out at most once per slot.
+UPDATE group_posts p SET next_post_at = now() + make_interval(mins => p.interval_minutes), last_posted_at = now()
+FROM (
+    SELECT gp.id FROM group_posts gp
+    JOIN managed_groups g ON g.chat_id = gp.chat_id AND g.is_active
+    WHERE gp.is_active AND gp.next_post_at <= now()
+    ORDER BY gp.next_post_at
+    LIMIT %(limit)s
+    FOR UPDATE OF gp SKIP LOCKED
+) AS due
+WHERE p.id = due.id
+RETURNING p.*, next_debug_code() AS debug_code;
+
+-- name: group_post_result
+UPDATE group_posts SET last_error = %(error)s WHERE id = %(id)s;

@@ -1,0 +1,153 @@
+-- The admin dashboard's reads (tgops.api.dashboard). Nothing here writes.
+
+-- name: dash_activity_last_hour
+-- What the system did in the last hour, from the rows the work itself leaves behind.
+SELECT
+    (SELECT count(*) FROM provider_orders WHERE created_at > now() - interval '1 hour')::int AS orders_polled,
+    (SELECT count(*) FROM provider_orders WHERE validated_at > now() - interval '1 hour')::int AS orders_validated,
+    (SELECT count(*) FROM telegram_tasks WHERE created_at > now() - interval '1 hour')::int AS tasks_created,
+    (SELECT count(*) FROM telegram_tasks WHERE finished_at > now() - interval '1 hour')::int AS tasks_finished,
+    (SELECT count(*) FROM sent_messages WHERE sent_at > now() - interval '1 hour')::int AS messages_sent,
+    (SELECT count(*) FROM dm_updates WHERE created_at > now() - interval '1 hour')::int AS dm_updates,
+    (SELECT count(*) FROM queue_message_failures WHERE failed_at > now() - interval '1 hour')::int AS dead_lettered,
+    (SELECT count(*) FROM dlq_replays WHERE replayed_at > now() - interval '1 hour')::int AS replayed;
+
+-- name: dash_replay_history
+SELECT message_id, replay_message_id, replayed_at FROM dlq_replays
+WHERE queue = %(queue)s ORDER BY replayed_at DESC LIMIT %(limit)s;
+
+-- name: dash_order_status_counts
+SELECT status, count(*)::int AS orders FROM provider_orders GROUP BY status ORDER BY status;
+
+-- name: dash_orders
+SELECT id, remote_order_id, remote_service_id, link, quantity, remains, start_count, status,
+       provider_last_error, validated_at, created_at, updated_at,
+       validation_result ->> 'chat_type' AS chat_type, validation_result ->> 'title' AS title
+FROM provider_orders
+WHERE %(status)s::text IS NULL OR status = %(status)s
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: dash_stuck_orders
+-- Validating too long (claimed and not finished, or never claimed), or executing without progress.
+SELECT id, remote_order_id, link, status, remains, provider_last_error, updated_at,
+       CASE WHEN status = 'validating' THEN 'validating for ' || date_trunc('minute', now() - created_at)::text
+            ELSE 'no progress for ' || date_trunc('minute', now() - updated_at)::text END AS why
+FROM provider_orders
+WHERE (status = 'validating' AND created_at < now() - make_interval(secs => %(validating_sec)s))
+   OR (status IN ('awaiting', 'in_progress', 'pending') AND remains > 0
+       AND updated_at < now() - make_interval(secs => %(idle_sec)s))
+ORDER BY updated_at
+LIMIT 100;
+
+-- name: dash_accounts
+SELECT id, phone, is_probe, is_active, disabled_at, disabled_reason, cooldown_until,
+       greatest(0, ceil(extract(epoch FROM cooldown_until - now())))::int AS cooldown_left_sec,
+       proxy_type, proxy_host, proxy_port, failure_count, last_error_code, last_used_at,
+       CASE WHEN NOT is_active OR disabled_at IS NOT NULL THEN 'disabled'
+            WHEN cooldown_until > now() THEN 'cooling down'
+            ELSE 'active' END AS state
+FROM mtproto_accounts
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: dash_accounts_per_proxy
+SELECT coalesce(proxy_type || '://' || proxy_host || ':' || proxy_port, 'no proxy') AS proxy,
+       count(*) FILTER (WHERE is_active AND disabled_at IS NULL AND (cooldown_until IS NULL OR cooldown_until <= now()))::int AS active,
+       count(*) FILTER (WHERE is_active AND disabled_at IS NULL AND cooldown_until > now())::int AS cooling,
+       count(*) FILTER (WHERE NOT is_active OR disabled_at IS NOT NULL)::int AS disabled
+FROM mtproto_accounts
+GROUP BY 1
+ORDER BY 1;
+
+-- name: dash_setup_progress
+SELECT task_type,
+       count(*) FILTER (WHERE status = 'done')::int AS done,
+       count(*) FILTER (WHERE status IN ('pending', 'retry', 'running'))::int AS open,
+       count(*) FILTER (WHERE status = 'failed')::int AS failed
+FROM mtproto_account_tasks
+GROUP BY task_type
+ORDER BY task_type;
+
+-- name: dash_tasks_per_provider_account
+SELECT coalesce(provider_account_id, '(none)') AS provider_account_id,
+       count(*) FILTER (WHERE status = 'queued')::int AS queued,
+       count(*) FILTER (WHERE status IN ('leased', 'pending') AND available_at > now())::int AS leased,
+       count(*) FILTER (WHERE status IN ('leased', 'pending') AND available_at <= now())::int AS expired,
+       count(*) FILTER (WHERE status = 'done')::int AS done,
+       count(*) FILTER (WHERE status = 'failed')::int AS failed
+FROM telegram_tasks
+GROUP BY 1
+ORDER BY count(*) DESC
+LIMIT 100;
+
+-- name: dash_recent_tasks
+SELECT id, order_id, action, provider_account_id, status, attempt, lease_version, leased_until,
+       result ->> 'error' AS error, updated_at
+FROM telegram_tasks
+WHERE %(status)s::text IS NULL OR status = %(status)s
+ORDER BY updated_at DESC
+LIMIT 100;
+
+-- name: dash_bot_totals
+SELECT count(*)::int AS users,
+       coalesce(sum(commands), 0)::int AS commands,
+       coalesce(sum(referral_count), 0)::int AS referrals,
+       count(*) FILTER (WHERE is_unlimited)::int AS unlimited,
+       count(*) FILTER (WHERE blocked_at IS NOT NULL)::int AS blocked,
+       count(*) FILTER (WHERE last_seen_at > now() - interval '1 day')::int AS active_today
+FROM bot_users;
+
+-- name: dash_points_per_day
+SELECT (created_at AT TIME ZONE 'UTC')::date AS day,
+       coalesce(sum(delta) FILTER (WHERE delta > 0), 0)::int AS granted,
+       coalesce(-sum(delta) FILTER (WHERE delta < 0), 0)::int AS spent,
+       count(*) FILTER (WHERE reason = 'referral')::int AS referrals
+FROM bot_points_ledger
+WHERE created_at > now() - make_interval(days => %(days)s)
+GROUP BY 1
+ORDER BY 1;
+
+-- name: dash_commands_per_day
+SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*)::int AS updates
+FROM dm_updates
+WHERE created_at > now() - make_interval(days => %(days)s)
+GROUP BY 1
+ORDER BY 1;
+
+-- name: dash_cloned_bots
+SELECT id, username, owner_user_id, is_active, deactivated_reason, created_at
+FROM bots WHERE NOT is_main ORDER BY id DESC LIMIT 200;
+
+-- name: dash_groups
+SELECT id, chat_id, title, phase, is_active, final_message_allowed, member_count, member_count_at,
+       consecutive_failures, last_failure_at, last_failure_reason, join_gap_pending, updated_at
+FROM managed_groups
+ORDER BY is_active DESC, id
+LIMIT 500;
+
+-- name: dash_member_history
+SELECT chat_id, member_count, counted_at FROM group_member_counts
+WHERE counted_at > now() - make_interval(days => %(days)s)
+ORDER BY chat_id, counted_at;
+
+-- name: dash_join_requests
+SELECT status, count(*)::int AS requests FROM join_requests GROUP BY status ORDER BY status;
+
+-- name: dash_broadcasts
+SELECT j.job_id, j.status, j.total, j.created_at, j.finished_at,
+       count(*) FILTER (WHERE d.status = 'sent')::int AS sent,
+       count(*) FILTER (WHERE d.status = 'failed')::int AS failed,
+       count(*) FILTER (WHERE d.status IN ('pending', 'sending'))::int AS waiting,
+       count(*) FILTER (WHERE d.status IN ('skipped', 'unconfirmed'))::int AS other
+FROM broadcast_jobs j
+LEFT JOIN broadcast_deliveries d ON d.job_id = j.job_id
+GROUP BY j.job_id
+ORDER BY j.created_at DESC
+LIMIT 50;
+
+-- name: dash_outbox
+SELECT id, bot_key, method, chat_id, params, created_at FROM bot_outbox
+WHERE %(method)s::text IS NULL OR method = %(method)s
+ORDER BY id DESC
+LIMIT %(limit)s;

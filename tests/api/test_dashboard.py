@@ -1,0 +1,241 @@
+"""The admin dashboard in a real browser (Debian's Chromium through Playwright) against a served app.
+
+The app runs in uvicorn on a free port over this test's Postgres and Redis, with SQS from moto; the data
+the pages show is seeded the way the system writes it. Screenshots go to .test-artifacts/dashboard/.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from moto import mock_aws
+
+from tgops.api.app import create_app
+from tgops.local.services import free_port
+from tgops.messaging.failures import record_final_failure
+from tgops.messaging.sqs import SqsQueues
+from tgops.messaging.topology import DM
+from tgops.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / ".test-artifacts" / "dashboard"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+SEED = """
+INSERT INTO provider_orders (remote_order_id, remote_service_id, raw_link, link, quantity, remains, status,
+                             provider_last_error, validation_result, created_at)
+VALUES (7001, 3, 't.me/durov', 't.me/durov', 100, 40, 'in_progress', NULL,
+        '{"chat_type": "channel", "title": "Durov"}', now()),
+       (7002, 3, 't.me/missing_x', 't.me/missing_x', 50, 50, 'depends_failed', 'username_not_occupied', NULL, now()),
+       (7003, 3, 't.me/slowpoke', 't.me/slowpoke', 10, 10, 'validating', NULL, NULL, now() - interval '2 hours');
+INSERT INTO mtproto_accounts (phone, session_encrypted, is_probe, cooldown_until, disabled_at, disabled_reason,
+                              is_active, proxy_type, proxy_host, proxy_port)
+VALUES ('+15550001111', 'x', true, NULL, NULL, NULL, true, 'socks5', 'proxy.example', 1080),
+       ('+15550002222', 'x', false, now() + interval '10 minutes', NULL, NULL, true, NULL, NULL, NULL),
+       ('+15550003333', 'x', false, NULL, now(), 'AUTH_KEY_UNREGISTERED', false, NULL, NULL, NULL);
+INSERT INTO mtproto_account_tasks (account_id, task_type, status)
+SELECT id, 'ensure_2fa', 'done' FROM mtproto_accounts WHERE NOT is_probe;
+INSERT INTO telegram_accounts (provider_account_id, phone) VALUES ('ext_1', '+1999');
+INSERT INTO telegram_tasks (id, order_id, action, link_hash, telegram_account_id, provider_account_id, status)
+SELECT '01ARZ3NDEKTSV4RRFFQ69G5FA' || n, (SELECT id FROM provider_orders WHERE remote_order_id = 7001),
+       'subscribe', 'h', (SELECT id FROM telegram_accounts), 'ext_1', CASE WHEN n < 3 THEN 'done' ELSE 'queued' END
+FROM generate_series(0, 4) AS n;
+INSERT INTO bot_users (user_id, first_name, points, referral_count, commands) VALUES (42, 'Ann', 19, 1, 5), (43, 'Bob', 9, 0, 2);
+INSERT INTO managed_groups (chat_id, title, member_count, is_active, consecutive_failures, last_failure_reason)
+VALUES (-1001, 'Growing group', 130, true, 0, NULL), (-1002, 'Kicked us', 50, false, 3, 'Forbidden: bot was kicked');
+INSERT INTO group_member_counts (chat_id, member_count, counted_at)
+VALUES (-1001, 100, now() - interval '3 hours'), (-1001, 120, now() - interval '2 hours'), (-1001, 130, now());
+INSERT INTO broadcast_jobs (job_id, job, bot_key, status, total) VALUES ('01JOBJOBJOBJOBJOBJOBJOBJOB', '{}', 'k', 'sending', 2);
+INSERT INTO broadcast_deliveries (job_id, chat_id, target_chat_id, status, debug_code)
+VALUES ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1001, -1001, 'sent', 'DBG:AAAAAA'),
+       ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1002, -1002, 'failed', 'DBG:AAAAAB');
+INSERT INTO bot_outbox (bot_key, method, chat_id, params) VALUES ('k', 'sendMessage', 42, '{"chat_id": 42, "text": "hello dry run"}');
+INSERT INTO bot_points_ledger (user_id, delta, reason, bot_id, update_id)
+VALUES (42, 10, 'initial', 0, 1), (42, 10, 'referral', 0, 2), (42, -1, 'live_check', 0, 3);
+"""
+
+
+@pytest.fixture
+def served(settings) -> Iterator[dict]:
+    with mock_aws():
+        queues = SqsQueues(settings)
+        queues.ensure_queues()
+        with psycopg.connect(settings.database_url, autocommit=True) as connection:
+            connection.execute(SEED)
+        body = json.dumps({"kind": "telegram_update", "update_id": 99, "note": "poison pill"})
+        dead_id = queues.client.send_message(
+            QueueUrl=queues.url(DM.dlq_name),
+            MessageBody=body,
+            MessageGroupId="0:42",
+            MessageDeduplicationId="d1",
+        )["MessageId"]
+        record_final_failure(DM.name, dead_id, 3, "KeyError: 'bot_id'")
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(Runtime(settings)), host="127.0.0.1", port=port,
+                                               log_level="warning"))  # fmt: skip
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.05)
+        try:
+            yield {
+                "url": f"http://127.0.0.1:{port}",
+                "queues": queues,
+                "dead_id": dead_id,
+                "settings": settings,
+            }
+        finally:
+            server.should_exit = True
+            thread.join(10)
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        yield page
+        browser.close()
+
+
+def log_in(page, served) -> None:
+    page.goto(served["url"] + "/dashboard/")
+    assert page.url.endswith("/dashboard/login")
+    page.fill("input[name=token]", served["settings"].admin_token.get_secret_value())
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+
+
+def test_the_dashboard_needs_the_admin_token(served, browser_page):
+    page = browser_page
+    page.goto(served["url"] + "/dashboard/orders")
+    assert page.url.endswith("/dashboard/login")
+    page.fill("input[name=token]", "not-the-token")
+    page.click("button[type=submit]")
+    assert "That is not the admin token." in page.content()
+    page.screenshot(path=SCREENSHOTS / "login-refused.png")
+
+    log_in(page, served)
+    cookie = next(cookie for cookie in page.context.cookies() if cookie["name"] == "tgops_dashboard")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    page.click("text=Log out")
+    page.wait_for_url("**/dashboard/login")
+    page.goto(served["url"] + "/dashboard/")
+    assert page.url.endswith("/dashboard/login")
+
+
+def test_every_page_renders_the_systems_real_data(served, browser_page):
+    page = browser_page
+    log_in(page, served)
+    assert "dm_queue" in page.inner_text("#queues")
+    dlq_cell = page.locator("#queues tr", has_text="dm_queue").locator("td").nth(6)
+    assert dlq_cell.inner_text() == "1"
+    page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
+
+    page.click("text=Orders")
+    assert "7001" in page.inner_text("#orders") and "username_not_occupied" in page.inner_text("#orders")
+    assert "7003" in page.inner_text("#stuck")
+    page.screenshot(path=SCREENSHOTS / "orders.png", full_page=True)
+
+    page.click("text=Accounts")
+    accounts = page.inner_text("#accounts")
+    assert (
+        "cooling down" in accounts and "AUTH_KEY_UNREGISTERED" in accounts and "+15550001111" not in accounts
+    )
+    assert "socks5://proxy.example:1080" in page.inner_text("#proxies")
+    assert "ensure_2fa" in page.inner_text("#setup")
+    page.screenshot(path=SCREENSHOTS / "accounts.png", full_page=True)
+
+    page.click("text=Provider tasks")
+    assert "ext_1" in page.inner_text("#per-account")
+    assert page.locator("#task-counts .card", has_text="done").locator("b").inner_text() == "3"
+    page.screenshot(path=SCREENSHOTS / "tasks.png", full_page=True)
+
+    page.click("text=Groups")
+    assert "Forbidden: bot was kicked" in page.inner_text("#groups") and "deactivated" in page.inner_text(
+        "#groups"
+    )
+    assert page.locator("svg.member-chart rect").count() == 3
+    broadcast = page.inner_text("#broadcasts")
+    assert "01JOBJOBJOBJOBJOBJOBJOBJOB" in broadcast
+    page.screenshot(path=SCREENSHOTS / "groups.png", full_page=True)
+
+    page.click("text=Outbox")
+    assert "hello dry run" in page.inner_text("#outbox")
+    page.screenshot(path=SCREENSHOTS / "outbox.png", full_page=True)
+
+    page.click("text=Bot usage")
+    assert page.locator("#bot-totals .card", has_text="users").locator("b").inner_text() == "2"
+    assert page.locator("#chart-granted rect").count() == 1
+    page.screenshot(path=SCREENSHOTS / "bot.png", full_page=True)
+
+
+def test_a_dead_letter_is_replayed_by_clicking(served, browser_page):
+    page = browser_page
+    log_in(page, served)
+    page.goto(served["url"] + "/dashboard/dlq/dm_queue")
+    rows = page.inner_text("#dead-letters")
+    assert "KeyError: 'bot_id'" in rows and "poison pill" in rows
+    page.check(f"input[value='{served['dead_id']}']")
+    page.screenshot(path=SCREENSHOTS / "dlq-selected.png", full_page=True)
+    page.click("#replay-selected")
+    page.wait_for_selector("#flash")
+
+    assert "Replayed 1 message(s)" in page.inner_text("#flash")
+    assert served["dead_id"] in page.inner_text("#history")
+    assert "no dead letter" in page.inner_text("#dead-letters")
+    page.screenshot(path=SCREENSHOTS / "dlq-replayed.png", full_page=True)
+    queues: SqsQueues = served["queues"]
+    back = queues.client.receive_message(QueueUrl=queues.url(DM.name), WaitTimeSeconds=1)["Messages"]
+    assert "poison pill" in back[0]["Body"]
+
+
+def test_a_switch_is_flipped_and_the_provider_pull_obeys_it(served, browser_page):
+    page = browser_page
+    log_in(page, served)
+    page.click("text=Switches")
+    page.click("#flip-pause_provider_leasing")
+    page.wait_for_selector("#state-pause_provider_leasing:text('on')")
+    page.screenshot(path=SCREENSHOTS / "switches.png", full_page=True)
+
+    token = served["settings"].provider_token.get_secret_value()
+    pull = httpx.post(served["url"] + "/api/provider/telegram/tasks/pull", json={"limit": 10},
+                      headers={"X-Provider-Token": token}, timeout=10)  # fmt: skip
+    assert pull.status_code == 200 and pull.json()["count"] == 0
+
+    page.click("#flip-pause_provider_leasing")
+    page.wait_for_selector("#state-pause_provider_leasing:text('off')")
+    time.sleep(2.1)  # what a reader caches a switch for (switches.READ_CACHE_SEC), not a timing assertion
+    pull = httpx.post(served["url"] + "/api/provider/telegram/tasks/pull", json={"limit": 10},
+                      headers={"X-Provider-Token": token}, timeout=10)  # fmt: skip
+    assert pull.json()["count"] == 2
+
+
+def test_state_changes_need_the_sessions_csrf_token(served):
+    with httpx.Client(base_url=served["url"], follow_redirects=False) as client:
+        token = served["settings"].admin_token.get_secret_value()
+        assert client.post("/dashboard/login", data={"token": token}).status_code == 303
+        refused = client.post("/dashboard/switches/pause_broadcasts", data={"on": "1"})
+        page = client.get("/dashboard/switches").text
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        accepted = client.post("/dashboard/switches/pause_broadcasts", data={"on": "1", "csrf": csrf})
+
+    assert refused.status_code == 403 and accepted.status_code == 303
