@@ -21,7 +21,6 @@ from moto import mock_aws
 
 from tgops.api.app import create_app
 from tgops.local.services import free_port
-from tgops.messaging.failures import record_final_failure
 from tgops.messaging.sqs import SqsQueues
 from tgops.messaging.topology import DM
 from tgops.runtime import Runtime
@@ -82,7 +81,13 @@ def served(settings) -> Iterator[dict]:
             MessageGroupId="0:42",
             MessageDeduplicationId="d1",
         )["MessageId"]
-        record_final_failure(DM.name, dead_id, 3, "KeyError: 'bot_id'")
+        with psycopg.connect(
+            settings.database_url, autocommit=True
+        ) as connection:  # as the consumer records it
+            connection.execute(
+                "INSERT INTO queue_message_failures (queue, message_id, receive_count, reason) VALUES (%s, %s, 3, %s)",
+                (DM.name, dead_id, "KeyError: 'bot_id'"),
+            )
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(Runtime(settings)), host="127.0.0.1", port=port,
                                                log_level="warning"))  # fmt: skip
