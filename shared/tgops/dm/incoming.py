@@ -85,11 +85,9 @@ def _callback(query: dict[str, Any]) -> Incoming | None:
     user = _user(query)
     if user is None or not isinstance(query.get("id"), str):
         return None
-    message = query.get("message") if isinstance(query.get("message"), dict) else {}
-    chat = (
-        message.get("chat")
-        if isinstance(message.get("chat"), dict)
-        else {"id": user["id"], "type": "private"}
+    message: dict[str, Any] = query["message"] if isinstance(query.get("message"), dict) else {}
+    chat: dict[str, Any] = (
+        message["chat"] if isinstance(message.get("chat"), dict) else {"id": user["id"], "type": "private"}
     )
     data = query.get("data") if isinstance(query.get("data"), str) else ""
     return Incoming(

@@ -113,7 +113,7 @@ def prepare_dependencies(settings: Settings) -> None:
     from tgops.db.migrate import apply_migrations
 
     try:
-        applied = apply_migrations(settings.database_url)
+        applied = apply_migrations(settings.database_url or "")
     except Exception as error:  # noqa: BLE001 -- start-up names the setting, whatever failed
         raise StartupError(f"TGOPS_DATABASE_URL: cannot migrate the database: {error}") from None
     if applied:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 POSTGRES_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 
@@ -188,7 +189,7 @@ class LocalSqs:
     """moto's SQS server, in memory: an SQS endpoint for tests and for comparison in benchmarks."""
 
     port: int = 0
-    _server: object | None = field(default=None, init=False)
+    _server: Any = field(default=None, init=False)
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"

@@ -85,7 +85,7 @@ class DeadLetters:
     async def replay(self, message_ids: list[str] | None) -> ReplayResult:
         """Replay the chosen messages (all when `message_ids` is None) to the source queue."""
         wanted = set(message_ids) if message_ids is not None else None
-        result, seen, kept = ReplayResult(), set(), []
+        result, seen, kept = ReplayResult(), set[str](), list[Received]()
         await self._database.execute("delete_old_dlq_replays")
         await self._database.execute("delete_old_queue_failures")
         try:
@@ -121,12 +121,12 @@ class DeadLetters:
             await self._queues.delete(self._spec.dlq_name, message.receipt_handle)
 
     async def _send_to_source(self, message: Received) -> str:
-        fifo = {}
+        group_id = dedup_id = None
         if self._spec.fifo:
             # A dedup id of its own: reusing the original one would let SQS drop the replay as a
             # duplicate within 5 minutes of the first send; this one drops a second replay instead.
-            fifo = {"group_id": message.group_id or "replay", "dedup_id": f"replay:{message.message_id}"}
-        new_id = await self._queues.send(self._spec.name, message.body, **fifo)
+            group_id, dedup_id = message.group_id or "replay", f"replay:{message.message_id}"
+        new_id = await self._queues.send(self._spec.name, message.body, group_id=group_id, dedup_id=dedup_id)
         await self._database.execute(
             "record_dlq_replay",
             {"queue": self._spec.name, "message_id": message.message_id, "replay_message_id": new_id},

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from functools import lru_cache
 from typing import Any
 
@@ -39,7 +39,7 @@ from tgops.messaging.topology import QueueSpec
 
 logger = logging.getLogger(__name__)
 
-Runner = Callable[[Awaitable[Any]], Any]
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
 
 _runner: asyncio.Runner | None = None
 
@@ -84,7 +84,7 @@ class LambdaBatch:
             processor.process()
             if skipped:
                 self._run(self._release(skipped))
-        return processor.response()
+        return processor.response()  # type: ignore[return-value]  # Powertools' TypedDict of the same shape
 
     async def _consume(self, message: Received, delivery: Delivery) -> Outcome:
         outcome = await self._consumer.consume(message, delivery)
@@ -114,7 +114,7 @@ def default_queues() -> SqsQueues:
     return SqsQueues()
 
 
-def run_in_lambda_loop(awaitable: Awaitable[Any]) -> Any:
+def run_in_lambda_loop(awaitable: Coroutine[Any, Any, Any]) -> Any:
     """Run on one event loop kept for the process (created on first use, reused by later batches)."""
     global _runner
     if _runner is None:

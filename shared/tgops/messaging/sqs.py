@@ -241,14 +241,14 @@ class SqsQueues:
                 )
         return dict(self._urls)
 
-    def _ensure(self, queue: str, fifo: bool, attributes: dict[str, str]) -> str:
+    def _ensure(self, queue: str, fifo: bool, attributes: dict[str, Any]) -> str:
         # Only the attributes fixed at creation go to CreateQueue, so a second run with changed
         # settings updates the queue instead of failing with QueueNameExists.
         name = self.physical_name(queue)
-        creation = {"FifoQueue": "true", "ContentBasedDeduplication": "false"} if fifo else {}
+        creation: dict[str, Any] = {"FifoQueue": "true", "ContentBasedDeduplication": "false"} if fifo else {}
         with translated_errors(f"create {name}"):
-            url = self.client.create_queue(QueueName=name, Attributes=creation)["QueueUrl"]
-            self.client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+            url = self.client.create_queue(QueueName=name, Attributes=creation)["QueueUrl"]  # type: ignore[arg-type]
+            self.client.set_queue_attributes(QueueUrl=url, Attributes=attributes)  # type: ignore[arg-type]
         self._urls[queue] = url
         return url
 

@@ -217,7 +217,7 @@ class QueueWorker:
     async def _shut_down(self) -> None:
         """Let running jobs finish within the grace period; give back everything else at once."""
         jobs = list(self._jobs)
-        running = [job.task for job in jobs]
+        running = [job.task for job in jobs if job.task is not None]
         if self._receiving is not None:
             running.append(self._receiving)
         if running:
@@ -225,7 +225,7 @@ class QueueWorker:
             for task in late:
                 if task is not self._receiving:
                     task.cancel()
-            await asyncio.gather(*(job.task for job in jobs), return_exceptions=True)
+            await asyncio.gather(*(job.task for job in jobs if job.task is not None), return_exceptions=True)
         held = [message for job in jobs for message in job.held]
         held += await self._collect_late_receive()
         if held:

@@ -37,8 +37,10 @@ class Inspector:
         rid = uuid.uuid4().hex[:12]
         if not parsed.is_valid:
             return InspectionResult.missing("invalid", "INVALID_LINK", parsed.reason or "invalid link")
+        # A valid link carries what its kind needs: the hash of an invite, the name (and post) otherwise.
+        username, invite_hash, post_id = parsed.username or "", parsed.invite_hash or "", parsed.post_id or 0
         if parsed.kind == "invite":
-            return _from_pool(parsed, await self._mtproto.check_invite(parsed.invite_hash, rid=rid))
+            return _from_pool(parsed, await self._mtproto.check_invite(invite_hash, rid=rid))
         if parsed.kind == "private_post":
             return InspectionResult(
                 ok=False,
@@ -47,22 +49,23 @@ class Inspector:
                 reason="a t.me/c/ post can only be read by a member of the chat",
             )
         if parsed.kind == "post":
-            return _post(parsed, await self._mtproto.resolve_post(parsed.username, parsed.post_id, rid=rid))
+            return _post(parsed, await self._mtproto.resolve_post(username, post_id, rid=rid))
         if parsed.kind == "public" and self._bot_api is not None:
-            info = await self._bot_api.get_chat(parsed.username)
+            info = await self._bot_api.get_chat(username)
             if info is not None:
                 return _found(parsed, info)
-        return _from_pool(parsed, await self._mtproto.resolve_username(parsed.username, rid=rid))
+        return _from_pool(parsed, await self._mtproto.resolve_username(username, rid=rid))
 
 
 def _post(parsed: ParsedLink, result: PoolResult[PeerInfo]) -> InspectionResult:
-    if result.ok and not result.value.post_exists:
-        where = "@" + parsed.username
-        if result.value.chat_type in ("user", "bot"):
+    info = result.value
+    if result.ok and info is not None and not info.post_exists:
+        where = f"@{parsed.username}"
+        if info.chat_type in ("user", "bot"):
             return InspectionResult.missing(
                 parsed.kind,
                 "POST_NOT_FOUND",
-                f"{where} is a {result.value.chat_type}, not a channel with posts",
+                f"{where} is a {info.chat_type}, not a channel with posts",
             )
         return InspectionResult.missing(
             parsed.kind, "POST_NOT_FOUND", f"post {parsed.post_id} of {where} does not exist"
@@ -71,7 +74,7 @@ def _post(parsed: ParsedLink, result: PoolResult[PeerInfo]) -> InspectionResult:
 
 
 def _from_pool(parsed: ParsedLink, result: PoolResult[PeerInfo]) -> InspectionResult:
-    if result.ok:
+    if result.ok and result.value is not None:
         return _found(parsed, result.value)
     code = result.error_code or "UNKNOWN"
     reason = result.reason or code.lower()

@@ -13,11 +13,16 @@ from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.request import BaseRequest
 
+from tgops.telegram.peers import ChatType as PeerChatType
 from tgops.telegram.peers import PeerInfo
 
 log = logging.getLogger(__name__)
 
-GROUP_TYPES = {ChatType.CHANNEL: "channel", ChatType.SUPERGROUP: "supergroup", ChatType.GROUP: "group"}
+GROUP_TYPES: dict[str, PeerChatType] = {
+    ChatType.CHANNEL: "channel",
+    ChatType.SUPERGROUP: "supergroup",
+    ChatType.GROUP: "group",
+}
 
 
 class BotApiChats:

@@ -10,7 +10,7 @@ from typing import Any
 
 from telethon.tl import functions, types
 
-from tgops.telegram.peers import PeerInfo
+from tgops.telegram.peers import ChatType, PeerInfo
 from tgops.telegram.sessions import MtprotoClient
 
 
@@ -41,7 +41,7 @@ async def check_invite(invite_hash: str, client: MtprotoClient) -> PeerInfo:
     if isinstance(invite, (types.ChatInviteAlready, types.ChatInvitePeek)):
         # The probe account is in the chat (or may peek into it): Telegram answers with the chat itself.
         return await _with_member_count(chat_info(invite.chat), invite.chat, client)
-    chat_type = "channel" if invite.broadcast else "supergroup" if invite.megagroup else "group"
+    chat_type: ChatType = "channel" if invite.broadcast else "supergroup" if invite.megagroup else "group"
     return PeerInfo(
         chat_type=chat_type,
         title=invite.title,

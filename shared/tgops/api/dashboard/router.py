@@ -109,12 +109,12 @@ async def login(request: Request, runtime: RuntimeDep, token: Annotated[str, For
         response.status_code = status.HTTP_401_UNAUTHORIZED
         return response
     session = await open_session(runtime.redis())
-    response = RedirectResponse(f"{PREFIX}/", status.HTTP_303_SEE_OTHER)
-    response.set_cookie(
+    redirect = RedirectResponse(f"{PREFIX}/", status.HTTP_303_SEE_OTHER)
+    redirect.set_cookie(
         COOKIE, session.session_id, max_age=TTL_SEC, httponly=True, samesite="strict",
         secure=request.url.scheme == "https", path=PREFIX,
     )  # fmt: skip
-    return response
+    return redirect
 
 
 @router.post("/logout")

@@ -73,7 +73,7 @@ class MtprotoPool:
             idle_release_sec=idle_release_sec,
             busy=self._selection.busy,
         )
-        parts = {
+        parts: dict[str, Any] = {
             "redis": redis,
             "accounts": self._accounts,
             "settings": settings,
@@ -247,8 +247,8 @@ class MtprotoPool:
         while True:
             state = await self._accounts.state(account_id)
             refused = _refusal_of(state)
-            if refused is not None:
-                return refused
+            if refused is not None or state is None:
+                return refused or _account_unavailable("account_not_found", retryable=False)
             now = monotonic()
             if selection.owned_elsewhere_until.get(account_id, 0) > now:
                 return _account_unavailable("owned_elsewhere")

@@ -152,7 +152,7 @@ class FailurePolicy:
             await self._ownership.disown(account_id)
             self._metrics.increment("fatal")
             log.error(f"mtproto pool stopped: {outcome.message}", extra=extra)
-            result = PoolResult(
+            result: PoolResult[Any] = PoolResult(
                 ok=False,
                 error_code=outcome.code,
                 retryable=False,
