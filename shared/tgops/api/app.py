@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import gc
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 import tgops
+from tgops.api import unavailable
 from tgops.api.auth import ErrorResponse
 from tgops.api.method_not_allowed import method_not_allowed
 from tgops.api.routers import admin_dlq, health, public, webhooks
 from tgops.api.routers import provider as provider_router
-from tgops.config import SettingsError, get_settings
+from tgops.config import get_settings
 from tgops.runtime import Runtime
 
 # FastAPI answers 400 itself when a body is not valid JSON; every operation documents it.
@@ -28,7 +28,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime or Runtime(get_settings())
     app.add_exception_handler(405, method_not_allowed)
-    app.add_exception_handler(SettingsError, dependency_not_configured)
+    unavailable.install(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(admin_dlq.router)
@@ -45,8 +45,3 @@ def freeze_loaded_objects() -> None:
     at saturation about 80 ms without this, about 23 ms with it).
     """
     gc.freeze()
-
-
-async def dependency_not_configured(request: Request, error: SettingsError) -> JSONResponse:
-    """A dependency this deployment has no URL for: the service is unavailable, not broken."""
-    return JSONResponse({"detail": f"not configured: {error}"}, status_code=503)

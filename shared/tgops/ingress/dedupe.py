@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
-from tgops.db.errors import DatabaseError
+from tgops.db.errors import DatabaseError, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 EXPIRED_ROWS_DELETED_PER_CLAIM = 100
 
 
-class DedupeUnavailable(Exception):
-    """Neither Redis nor Postgres could record the update."""
+class DedupeUnavailable(DatabaseUnavailable):
+    """Neither Redis nor Postgres could record the update (the app answers 503: Telegram retries)."""
 
 
 @dataclass(frozen=True)

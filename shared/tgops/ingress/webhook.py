@@ -15,6 +15,7 @@ from tgops.ingress.dedupe import Claim, UpdateDedupe
 from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.ingress.routing import route_update
 from tgops.messaging.envelopes import encode
+from tgops.messaging.errors import QueueUnavailable
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
@@ -30,8 +31,8 @@ class InvalidUpdate(ValueError):
     """The body is not a Telegram update; the message says why."""
 
 
-class EnqueueFailed(Exception):
-    """The update could not be queued; its claim was released so Telegram's retry gets through."""
+class EnqueueFailed(QueueUnavailable):
+    """The update could not be queued; its claim was released so Telegram's retry gets through (503)."""
 
 
 class Outcome(str, Enum):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException
@@ -12,8 +10,7 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from tgops.api.auth import ErrorResponse, secrets_match
 from tgops.api.deps import RuntimeDep
-from tgops.cache.errors import RedisUnavailable
-from tgops.db.errors import DatabaseUnavailable
+from tgops.api.unavailable import RETRY_AFTER_HEADER
 from tgops.provider.accounts import sync_accounts
 from tgops.provider.leasing import pull_tasks
 from tgops.provider.reports import ReportOutcome, TaskReport, apply_reports
@@ -53,7 +50,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the report's lease has expired and the task was leased again",
     },
     422: {"model": ProviderError | RequestValidationErrorBody, "description": "a field is missing or wrong"},
-    503: {"model": ProviderError, "description": "Postgres or Redis unavailable: nothing applied, retry"},
+    503: {
+        "model": ProviderError,
+        "description": "Postgres or Redis unavailable: nothing applied, retry",
+        "headers": RETRY_AFTER_HEADER,
+    },
 }
 
 router = APIRouter(
@@ -107,32 +108,13 @@ def refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": reason}, status_code=status)
 
 
-class Unavailable(Exception):
-    pass
-
-
-@asynccontextmanager
-async def dependencies_available() -> AsyncIterator[None]:
-    """A store that cannot be reached is the caller's cue to retry: 503, nothing applied."""
-    try:
-        yield
-    except RedisUnavailable:
-        raise Unavailable("Redis is unavailable; nothing was applied, retry later") from None
-    except DatabaseUnavailable:
-        raise Unavailable("the database is unavailable; nothing was applied, retry later") from None
-
-
 @router.post("/accounts/sync")
 async def accounts_sync(request: AccountsSyncRequest, runtime: RuntimeDep) -> Any:
     """Upsert accounts by `provider_account_id`; a bad item is listed in `errors`, the others are synced."""
     maximum = runtime.settings.provider_max_batch
     if len(request.accounts) > maximum:
         return refuse(400, f"at most {maximum} accounts per call, got {len(request.accounts)}")
-    try:
-        async with dependencies_available():
-            result = await sync_accounts(await runtime.database(), request.accounts)
-    except Unavailable as error:
-        return refuse(503, str(error))
+    result = await sync_accounts(await runtime.database(), request.accounts)
     return {"ok": True, "synced": result.synced, "errors": result.errors}
 
 
@@ -143,11 +125,7 @@ async def tasks_pull(runtime: RuntimeDep, request: PullRequest | None = None) ->
     maximum = runtime.settings.provider_max_batch
     if not 1 <= limit <= maximum:
         return refuse(400, f"limit must be between 1 and {maximum}, got {limit}")
-    try:
-        async with dependencies_available():
-            leased = await pull_tasks(await runtime.database(), runtime.settings, limit)
-    except Unavailable as error:
-        return refuse(503, str(error))
+    leased = await pull_tasks(await runtime.database(), runtime.settings, limit)
     body = f'{{"ok": true, "tasks": {leased.tasks_json}, "count": {leased.count}}}'
     return Response(body, media_type="application/json")
 
@@ -161,10 +139,7 @@ async def tasks_report(runtime: RuntimeDep, body: Annotated[dict[str, Any], Body
         report = TaskReport.model_validate(body)
     except ValidationError as error:
         return refuse(422, _reason(error))
-    try:
-        [outcome] = await _apply(runtime, [report])
-    except Unavailable as error:
-        return refuse(503, str(error))
+    [outcome] = await _apply(runtime, [report])
     return {"ok": True} if outcome.ok else refuse(outcome.status, outcome.error or "refused")
 
 
@@ -182,18 +157,14 @@ async def _report_batch(runtime: RuntimeDep, items: Any) -> Any:
         except ValidationError as error:
             task_id = item.get("task_id") if isinstance(item, dict) else None
             results[position] = {"task_id": task_id, "ok": False, "error": _reason(error)}
-    try:
-        outcomes = await _apply(runtime, [report for _, report in valid]) if valid else []
-    except Unavailable as error:
-        return refuse(503, str(error))
+    outcomes = await _apply(runtime, [report for _, report in valid]) if valid else []
     for (position, _), outcome in zip(valid, outcomes):
         results[position] = outcome.as_json()
     return JSONResponse({"ok": True, "results": results, "count": len(results)})
 
 
 async def _apply(runtime: RuntimeDep, reports: list[TaskReport]) -> list[ReportOutcome]:
-    async with dependencies_available():
-        return await apply_reports(await runtime.database(), runtime.redis(), runtime.settings, reports)
+    return await apply_reports(await runtime.database(), runtime.redis(), runtime.settings, reports)
 
 
 def _reason(error: ValidationError) -> str:

@@ -6,20 +6,18 @@ Each answers as soon as the update is remembered and queued (never after process
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from tgops.api.auth import error_responses, secrets_match
-from tgops.db.errors import DatabaseError
-from tgops.ingress.dedupe import DedupeUnavailable, UpdateDedupe
+from tgops.api.unavailable import SERVICE_UNAVAILABLE
+from tgops.ingress.dedupe import UpdateDedupe
 from tgops.ingress.messages import MAIN_BOT_ID
 from tgops.ingress.webhook import (
     MAX_BODY_BYTES,
     MAX_UPDATE_ID,
-    EnqueueFailed,
     InvalidUpdate,
     Outcome,
     WebhookIngress,
@@ -28,7 +26,6 @@ from tgops.ingress.webhook import (
 )
 from tgops.runtime import Runtime
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SecretHeader = Annotated[
@@ -56,7 +53,7 @@ ACK_BODIES = {outcome: WebhookAck(status=outcome.value).model_dump_json().encode
 
 WEBHOOK_ROUTE = {
     "response_model": WebhookAck,
-    "responses": error_responses(400, 401, 413, 503),
+    "responses": {**error_responses(400, 401, 413), **SERVICE_UNAVAILABLE},
     "openapi_extra": {
         "requestBody": {
             "required": True,
@@ -87,13 +84,7 @@ async def bot_webhook(
     """Updates of a bot of the `bots` table, each with its own secret (stored hashed)."""
     reject_declared_oversize(request)
     runtime: Runtime = request.app.state.runtime
-    try:
-        matches = await bot_secret_matches(await runtime.database(), bot_id, secret)
-    except DatabaseError:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "cannot verify the bot's secret now"
-        ) from None
-    if not matches:
+    if not await bot_secret_matches(await runtime.database(), bot_id, secret):
         raise _wrong_secret()
     return await _accept(request, runtime, bot_id)
 
@@ -105,14 +96,8 @@ async def _accept(request: Request, runtime: Runtime, bot_id: int) -> Response:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
     dedupe = UpdateDedupe(runtime.redis(), runtime.database, runtime.settings.webhook_dedupe_ttl_sec)
     ingress = WebhookIngress(dedupe, runtime.queues(), runtime.redis())
-    try:
-        outcome = await ingress.accept(bot_id, update)
-    except DedupeUnavailable as error:
-        log.error("update %s of bot %s refused: %s", update["update_id"], bot_id, error)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot record updates now; retry") from None
-    except EnqueueFailed as error:
-        log.error("update %s of bot %s refused: %s", update["update_id"], bot_id, error)
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "cannot queue updates now; retry") from None
+    # DedupeUnavailable and EnqueueFailed rise to the app's 503: nothing queued, nothing remembered.
+    outcome = await ingress.accept(bot_id, update)
     return Response(ACK_BODIES[outcome], media_type="application/json")
 
 
