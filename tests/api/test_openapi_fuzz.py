@@ -19,11 +19,11 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from tests.api.public_api_support import build_app
-from tgops.api.auth import hash_secret
 from tgops.config import Settings, get_settings
 from tgops.local.services import LocalSqs
 from tgops.messaging.sqs import SqsQueues
 from tgops.runtime import Runtime
+from tgops.security import hash_secret
 
 EXAMPLES_PER_OPERATION = 100
 API_KEY = "tgk_fuzz-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"

@@ -15,12 +15,12 @@ from pydantic import SecretStr
 from tests.conftest import load_event
 from tests.fakes.queues import RecordingQueues
 from tgops.api.app import create_app
-from tgops.api.auth import hash_secret
 from tgops.cache import keys
 from tgops.ingress.messages import MAIN_BOT_ID, TelegramUpdateReceived
 from tgops.local.services import free_port
 from tgops.messaging.envelopes import decode
 from tgops.runtime import Runtime
+from tgops.security import hash_secret
 
 MAIN_URL = "/api/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"

@@ -17,12 +17,13 @@ from fastapi import Depends, HTTPException, Security, status
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
-from tgops.api.auth import ErrorResponse, hash_secret, secret_matches_hash
+from tgops.api.auth import ErrorResponse
 from tgops.api.deps import RuntimeDep
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
 from tgops.cache.rate_limit import hit
 from tgops.runtime import Runtime
+from tgops.security import hash_secret, secret_matches_hash
 
 if TYPE_CHECKING:
     from tgops.db.database import Database

@@ -1,13 +1,7 @@
-"""Shared-secret checks for the API: the admin bearer token and hashed per-bot secrets.
-
-Every comparison runs in constant time (`hmac.compare_digest`), so response timing never tells an
-attacker how much of a guess was right.
-"""
+"""FastAPI glue for the shared-secret checks of tgops.security: the admin bearer token, error bodies."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
@@ -15,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from tgops.api.deps import RuntimeDep
-from tgops.config import PLACEHOLDER
+from tgops.security import secrets_match
 
 
 class ErrorResponse(BaseModel):
@@ -27,23 +21,6 @@ class ErrorResponse(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict]:
     """OpenAPI entries for the error statuses an endpoint can answer."""
     return {code: {"model": ErrorResponse} for code in codes}
-
-
-def secrets_match(given: str | None, expected: str) -> bool:
-    if not given or not expected or expected == PLACEHOLDER:
-        return False
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def hash_secret(secret: str) -> str:
-    """What the database stores instead of a secret: its SHA-256, hex."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def secret_matches_hash(given: str | None, stored_hash: str | None) -> bool:
-    if not given or not stored_hash:
-        return False
-    return hmac.compare_digest(hash_secret(given).encode(), stored_hash.encode())
 
 
 _bearer = HTTPBearer(auto_error=False, description="the admin token (TGOPS_ADMIN_TOKEN)")

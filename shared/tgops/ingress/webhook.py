@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from tgops.api.auth import secret_matches_hash
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
 from tgops.ingress.dedupe import Claim, UpdateDedupe
@@ -16,9 +15,11 @@ from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.ingress.routing import route_update
 from tgops.messaging.envelopes import encode
 from tgops.messaging.errors import QueueUnavailable
+from tgops.security import secret_matches_hash, secrets_match
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
+    from tgops.config import Settings
     from tgops.db.database import Database
     from tgops.messaging.sqs import QueueSender
 
@@ -59,6 +60,11 @@ def parse_update(body: bytes) -> dict[str, Any]:
     if not 0 <= update_id <= MAX_UPDATE_ID:
         raise InvalidUpdate(f"update_id must be between 0 and {MAX_UPDATE_ID}")
     return update
+
+
+def main_bot_secret_matches(settings: Settings, secret: str | None) -> bool:
+    """The main bot's webhook secret is TGOPS_TELEGRAM_WEBHOOK_SECRET (the placeholder matches nothing)."""
+    return secrets_match(secret, settings.telegram_webhook_secret.get_secret_value())
 
 
 async def bot_secret_matches(database: Database, bot_id: int, secret: str | None) -> bool:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
-from tgops.api.auth import ErrorResponse, secrets_match
+from tgops.api.auth import ErrorResponse
 from tgops.api.deps import RuntimeDep
 from tgops.api.unavailable import RETRY_AFTER_HEADER
 from tgops.provider.accounts import sync_accounts
 from tgops.provider.leasing import pull_tasks
 from tgops.provider.reports import ReportOutcome, TaskReport, apply_reports
+from tgops.security import secrets_match
 
 DEFAULT_PULL_LIMIT = 100
 

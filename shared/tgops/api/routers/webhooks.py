@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from tgops.api.auth import error_responses, secrets_match
+from tgops.api.auth import error_responses
 from tgops.api.unavailable import SERVICE_UNAVAILABLE
 from tgops.ingress.dedupe import UpdateDedupe
 from tgops.ingress.messages import MAIN_BOT_ID
@@ -22,6 +22,7 @@ from tgops.ingress.webhook import (
     Outcome,
     WebhookIngress,
     bot_secret_matches,
+    main_bot_secret_matches,
     parse_update,
 )
 from tgops.runtime import Runtime
@@ -70,7 +71,7 @@ async def main_bot_webhook(request: Request, secret: SecretHeader = None) -> Res
     """Updates of the main bot, whose secret is TGOPS_TELEGRAM_WEBHOOK_SECRET."""
     reject_declared_oversize(request)
     runtime: Runtime = request.app.state.runtime
-    if not secrets_match(secret, runtime.settings.telegram_webhook_secret.get_secret_value()):
+    if not main_bot_secret_matches(runtime.settings, secret):
         raise _wrong_secret()
     return await _accept(request, runtime, MAIN_BOT_ID)
 
