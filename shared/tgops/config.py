@@ -188,8 +188,12 @@ class Settings(BaseSettings):
     dm_live_check_cost: int = Field(1, ge=0)
     dm_referral_points: int = Field(10, ge=0)
 
-    # Ingress
+    # Ingress (api area). An update's claim is pending, this short, until its send is confirmed, and only
+    # then kept for the dedupe TTL: a process killed mid-send holds Telegram's retries back this long at
+    # most. The whole send (retries included) is cut off well inside API Gateway's 29 s.
     webhook_dedupe_ttl_sec: int = Field(300, gt=0)
+    webhook_pending_claim_sec: float = Field(15, gt=0)
+    webhook_enqueue_timeout_sec: float = Field(8, gt=0)
 
     # Public API keys (issue 4 part B): hits allowed per key per window, unless the key sets its own
     api_key_rate_limit: int = Field(60, ge=1)
@@ -223,6 +227,15 @@ class Settings(BaseSettings):
         for name in SECRET_FIELDS:
             if getattr(self, name).get_secret_value() in ("", PLACEHOLDER):
                 raise ValueError(f"{env_name(name)} must be set to a real secret when TGOPS_ENV={self.env}")
+        return self
+
+    @model_validator(mode="after")
+    def _pending_claim_outlives_the_send(self) -> Settings:
+        if self.webhook_pending_claim_sec <= self.webhook_enqueue_timeout_sec:
+            raise ValueError(
+                f"{env_name('webhook_pending_claim_sec')} must be longer than "
+                f"{env_name('webhook_enqueue_timeout_sec')}: a claim must not expire while its send may still run"
+            )
         return self
 
     @model_validator(mode="after")

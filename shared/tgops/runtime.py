@@ -16,15 +16,19 @@ from tgops.config import Settings
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.db.database import Database
-    from tgops.messaging.sqs import InMemoryQueues, SqsQueues
+    from tgops.messaging.sqs import InMemoryQueues, QueueSender, SqsQueues
 
 HEALTH_CHECK_TIMEOUT_SEC = 2.0
+# The webhook's SQS sends: two attempts of at most 2 s to connect and 3 s to answer, so the thread ends
+# soon after the send is cut off (settings.webhook_enqueue_timeout_sec), far inside API Gateway's 29 s.
+INGRESS_SQS_BUDGET = {"connect_timeout_sec": 2, "read_timeout_sec": 3, "max_retries": 1}
 
 
 @dataclass
 class Runtime:
     settings: Settings
     queue_sender: SqsQueues | InMemoryQueues | None = None  # SQS unless given (tests, benchmarks)
+    _ingress_queues: QueueSender | None = field(default=None, init=False)
     _database: Database | None = field(default=None, init=False)
     _redis: RedisClient | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -51,6 +55,17 @@ class Runtime:
 
             self.queue_sender = SqsQueues(self.settings)
         return self.queue_sender
+
+    def ingress_queues(self) -> QueueSender:
+        """The webhook path's sender: on SQS a client of its own with a tight budget (the shared one
+        waits long enough for receivers' long polls); any other backend as it is."""
+        if self._ingress_queues is None:
+            from tgops.messaging.sqs import SqsQueues
+
+            queues = self.queues()
+            is_sqs = type(queues) is SqsQueues
+            self._ingress_queues = SqsQueues(self.settings, **INGRESS_SQS_BUDGET) if is_sqs else queues
+        return self._ingress_queues
 
     async def health(self) -> dict[str, dict[str, str]]:
         checks = {"postgres": self._check_postgres, "redis": self._check_redis, "sqs": self._check_sqs}

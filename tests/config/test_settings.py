@@ -113,3 +113,11 @@ def test_transaction_pooler_detection(monkeypatch):
 
 def test_get_settings_is_cached():
     assert get_settings() is get_settings()
+
+
+def test_a_pending_webhook_claim_must_outlive_its_send(monkeypatch):
+    monkeypatch.setenv("TGOPS_WEBHOOK_PENDING_CLAIM_SEC", "5")
+    monkeypatch.setenv("TGOPS_WEBHOOK_ENQUEUE_TIMEOUT_SEC", "5")
+
+    with pytest.raises(SettingsError, match="TGOPS_WEBHOOK_PENDING_CLAIM_SEC must be longer than"):
+        get_settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
-from tgops.ingress.dedupe import Claim, UpdateDedupe
+from tgops.ingress.dedupe import UpdateDedupe
 from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.ingress.routing import route_update
 from tgops.messaging.envelopes import encode
@@ -77,6 +78,7 @@ class WebhookIngress:
     dedupe: UpdateDedupe
     queues: QueueSender
     redis: RedisClient
+    send_timeout_sec: float
 
     async def accept(self, bot_id: int, update: dict[str, Any]) -> Outcome:
         """Queue a new update once. Raises DedupeUnavailable or EnqueueFailed: answer 5xx, Telegram retries."""
@@ -85,32 +87,27 @@ class WebhookIngress:
             await self._count_unhandled(route.update_type)
             return Outcome.IGNORED
         update_id = update["update_id"]
-        claim = await self.dedupe.claim(bot_id, update_id)
-        if claim is None:
-            return Outcome.DUPLICATE
-        message = TelegramUpdateReceived(
-            bot_id=bot_id, update_id=update_id, update_type=route.update_type, update=update
-        )
-        try:
-            await self.queues.send(
-                route.queue,
-                encode(message),
-                group_id=route.group_id(bot_id),
-                dedup_id=f"{bot_id}:{update_id}",
+        async with self.dedupe.claim(bot_id, update_id) as new:
+            if not new:
+                return Outcome.DUPLICATE
+            message = TelegramUpdateReceived(
+                bot_id=bot_id, update_id=update_id, update_type=route.update_type, update=update
             )
-        except Exception as error:  # whatever failed, the update is not queued: forget the claim
-            await self._release(claim)
-            raise EnqueueFailed(f"could not queue update {update_id} to {route.queue}: {error}") from error
+            try:
+                # Cut off inside the request's deadline. A send still running in its thread after the cut
+                # may land; its FIFO deduplication id then drops the copy Telegram's retry brings.
+                async with asyncio.timeout(self.send_timeout_sec):
+                    await self.queues.send(
+                        route.queue,
+                        encode(message),
+                        group_id=route.group_id(bot_id),
+                        dedup_id=f"{bot_id}:{update_id}",
+                    )
+            except Exception as error:  # whatever failed, the update is not queued: the claim is dropped
+                raise EnqueueFailed(
+                    f"could not queue update {update_id} to {route.queue}: {error!r}"
+                ) from error
         return Outcome.QUEUED
-
-    async def _release(self, claim: Claim) -> None:
-        try:
-            await self.dedupe.release(claim)
-        except Exception:
-            # The claim now outlives the failed enqueue until its TTL; Telegram's later retries get through.
-            log.exception(
-                "could not release the dedupe claim of update %s (bot %s)", claim.update_id, claim.bot_id
-            )
 
     async def _count_unhandled(self, update_type: str) -> None:
         log.info("ignoring a %s update: no consumer handles it", update_type)

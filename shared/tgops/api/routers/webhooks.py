@@ -95,8 +95,13 @@ async def _accept(request: Request, runtime: Runtime, bot_id: int) -> Response:
         update = parse_update(await read_limited_body(request))
     except InvalidUpdate as error:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
-    dedupe = UpdateDedupe(runtime.redis(), runtime.database, runtime.settings.webhook_dedupe_ttl_sec)
-    ingress = WebhookIngress(dedupe, runtime.queues(), runtime.redis())
+    settings = runtime.settings
+    dedupe = UpdateDedupe(
+        runtime.redis(), runtime.database, settings.webhook_dedupe_ttl_sec, settings.webhook_pending_claim_sec
+    )
+    ingress = WebhookIngress(
+        dedupe, runtime.ingress_queues(), runtime.redis(), settings.webhook_enqueue_timeout_sec
+    )
     # DedupeUnavailable and EnqueueFailed rise to the app's 503: nothing queued, nothing remembered.
     outcome = await ingress.accept(bot_id, update)
     return Response(ACK_BODIES[outcome], media_type="application/json")
