@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     database_pool_min: int = Field(1, ge=0)
     database_pool_max: int = Field(10, ge=1)
     database_connect_timeout_sec: float = Field(5.0, gt=0)
+    # Per role of the connection (api area), in ms, 0 for none: API requests answer 503 rather than wait
+    # out API Gateway's 29 s; workers and schedules may wait longer. A transaction left idle (a process
+    # frozen mid-request) is ended by the server, releasing its locks.
+    database_api_statement_timeout_ms: int = Field(5000, ge=0)
+    database_api_lock_timeout_ms: int = Field(2000, ge=0)
+    database_worker_statement_timeout_ms: int = Field(60000, ge=0)
+    database_worker_lock_timeout_ms: int = Field(10000, ge=0)
+    database_idle_in_transaction_timeout_ms: int = Field(30000, ge=0)
 
     # Redis: redis-py over `redis_url`, or Upstash REST when its URL and token are set.
     redis_url: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tgops.config import Settings
 
@@ -28,6 +28,7 @@ INGRESS_SQS_BUDGET = {"connect_timeout_sec": 2, "read_timeout_sec": 3, "max_retr
 class Runtime:
     settings: Settings
     queue_sender: SqsQueues | InMemoryQueues | None = None  # SQS unless given (tests, benchmarks)
+    database_role: Literal["api", "worker"] = "worker"  # whose statement and lock timeouts to take
     _ingress_queues: QueueSender | None = field(default=None, init=False)
     _database: Database | None = field(default=None, init=False)
     _redis: RedisClient | None = field(default=None, init=False)
@@ -39,7 +40,7 @@ class Runtime:
 
             async with self._lock:
                 if self._database is None:
-                    self._database = await Database.from_settings(self.settings)
+                    self._database = await Database.from_settings(self.settings, self.database_role)
         return self._database
 
     def redis(self) -> RedisClient:

@@ -26,7 +26,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         description="Telegram webhooks, the public API, the provider API and the admin API.",
         responses=MALFORMED_BODY,
     )
-    app.state.runtime = runtime or Runtime(get_settings())
+    app.state.runtime = runtime or Runtime(get_settings(), database_role="api")
     app.add_exception_handler(405, method_not_allowed)
     unavailable.install(app)
     app.include_router(health.router)
