@@ -212,6 +212,12 @@ class Settings(BaseSettings):
     webhook_pending_claim_sec: float = Field(15, gt=0)
     webhook_enqueue_timeout_sec: float = Field(8, gt=0)
 
+    # API surface (api area): failed authentications (admin, provider, API key) allowed per client per
+    # window before 429; the largest request body any route takes (413 beyond, before parsing).
+    auth_failure_limit: int = Field(10, ge=1)
+    auth_failure_window_sec: int = Field(300, ge=1)
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1)
+
     # Public API keys (issue 4 part B): hits allowed per key per window, unless the key sets its own
     api_key_rate_limit: int = Field(60, ge=1)
     api_key_rate_window_sec: int = Field(60, ge=1)

@@ -83,6 +83,8 @@ async def fuzz_runtime(settings, db, sqs_endpoint_url, monkeypatch):
     monkeypatch.setenv("TGOPS_PROVIDER_TOKEN", PROVIDER_TOKEN)
     monkeypatch.setenv("TGOPS_TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("TGOPS_SQS_ENDPOINT_URL", sqs_endpoint_url)
+    # Schemathesis sends wrong credentials on purpose, far more than a client may (tests/api/test_surface.py).
+    monkeypatch.setenv("TGOPS_AUTH_FAILURE_LIMIT", str(10**9))
     # moto answers a long poll on an empty queue only after the whole wait, where its short poll is
     # already exact: without this each DLQ request would cost a second.
     monkeypatch.setattr("tgops.ingress.dlq.RECEIVE_WAIT_SEC", 0)

@@ -7,28 +7,35 @@ import gc
 from fastapi import FastAPI
 
 import tgops
-from tgops.api import unavailable
-from tgops.api.auth import ErrorResponse
+from tgops.api import errors
+from tgops.api.body_limit import BodySizeLimit
+from tgops.api.errors import ErrorResponse
 from tgops.api.method_not_allowed import method_not_allowed
 from tgops.api.routers import admin_dlq, health, public, webhooks
 from tgops.api.routers import provider as provider_router
 from tgops.config import get_settings
 from tgops.runtime import Runtime
 
-# FastAPI answers 400 itself when a body is not valid JSON; every operation documents it.
-MALFORMED_BODY = {400: {"model": ErrorResponse, "description": "the request body is not valid JSON"}}
+# Every operation can be sent a body: FastAPI answers 400 itself when it is not valid JSON, and
+# BodySizeLimit 413 when it is larger than TGOPS_API_MAX_BODY_BYTES.
+EVERY_OPERATION = {
+    400: {"model": ErrorResponse, "description": "the request body is not valid JSON"},
+    413: {"model": ErrorResponse, "description": "the request body is larger than TGOPS_API_MAX_BODY_BYTES"},
+}
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or Runtime(get_settings(), database_role="api")
     app = FastAPI(
         title="tgops",
         version=tgops.__version__,
         description="Telegram webhooks, the public API, the provider API and the admin API.",
-        responses=MALFORMED_BODY,
+        responses=EVERY_OPERATION,
     )
-    app.state.runtime = runtime or Runtime(get_settings(), database_role="api")
+    app.state.runtime = runtime
     app.add_exception_handler(405, method_not_allowed)
-    unavailable.install(app)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.api_max_body_bytes)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(admin_dlq.router)

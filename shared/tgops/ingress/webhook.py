@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from tgops.messaging.sqs import QueueSender
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1024 * 1024
 MAX_UPDATE_ID = 2**63 - 1  # Postgres bigint, where the fallback dedupe stores it
 
 

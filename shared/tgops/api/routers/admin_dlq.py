@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from tgops.api.auth import AdminDep, error_responses
+from tgops.api.auth import AdminDep
 from tgops.api.deps import RuntimeDep
-from tgops.api.unavailable import SERVICE_UNAVAILABLE
+from tgops.api.errors import SERVICE_UNAVAILABLE, THROTTLED, error_responses
 from tgops.ingress.dlq import MAX_PEEK, MAX_REPLAY_PER_CALL, DeadLetters
 from tgops.messaging.topology import QUEUES_BY_NAME
 from tgops.runtime import Runtime
@@ -19,7 +19,7 @@ router = APIRouter(
     prefix="/admin/dlq",
     tags=["admin"],
     dependencies=[AdminDep],
-    responses={**error_responses(401), **SERVICE_UNAVAILABLE},
+    responses={**error_responses(401), **THROTTLED, **SERVICE_UNAVAILABLE},
 )
 
 QueueName = Literal[tuple(QUEUES_BY_NAME)]  # type: ignore[valid-type]

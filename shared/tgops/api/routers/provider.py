@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, HTTPException
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
-from tgops.api.auth import ErrorResponse
+from tgops.api.auth import count_failed_authentication, refuse_throttled_client
 from tgops.api.deps import RuntimeDep
-from tgops.api.unavailable import RETRY_AFTER_HEADER
+from tgops.api.errors import RETRY_AFTER_HEADER, ErrorResponse
 from tgops.provider.accounts import sync_accounts
 from tgops.provider.leasing import pull_tasks
 from tgops.provider.reports import ReportOutcome, TaskReport, apply_reports
@@ -19,10 +19,12 @@ from tgops.security import secrets_match
 DEFAULT_PULL_LIMIT = 100
 
 
-def require_provider_token(
-    runtime: RuntimeDep, x_provider_token: Annotated[str | None, Header()] = None
+async def require_provider_token(
+    request: Request, runtime: RuntimeDep, x_provider_token: Annotated[str | None, Header()] = None
 ) -> None:
+    await refuse_throttled_client(runtime, request)
     if not secrets_match(x_provider_token, runtime.settings.provider_token.get_secret_value()):
+        await count_failed_authentication(runtime, request)
         raise HTTPException(401, "missing or wrong X-Provider-Token")
 
 
@@ -51,6 +53,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the report's lease has expired and the task was leased again",
     },
     422: {"model": ProviderError | RequestValidationErrorBody, "description": "a field is missing or wrong"},
+    429: {
+        "model": ProviderError,
+        "description": "too many failed authentications from this client; retry after Retry-After",
+        "headers": RETRY_AFTER_HEADER,
+    },
     503: {
         "model": ProviderError,
         "description": "Postgres or Redis unavailable: nothing applied, retry",

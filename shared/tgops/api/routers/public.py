@@ -12,9 +12,8 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from tgops.api.api_keys import API_KEY_RESPONSES, ApiKeyDep
-from tgops.api.auth import ErrorResponse
 from tgops.api.deps import RuntimeDep
-from tgops.api.unavailable import SERVICE_UNAVAILABLE
+from tgops.api.errors import SERVICE_UNAVAILABLE, ErrorResponse
 from tgops.broadcast.jobs import (
     HTTP_URL,
     MAX_CHAT_ID,

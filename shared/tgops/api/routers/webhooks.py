@@ -11,12 +11,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from tgops.api.auth import error_responses
-from tgops.api.unavailable import SERVICE_UNAVAILABLE
+from tgops.api.errors import SERVICE_UNAVAILABLE, error_responses
 from tgops.ingress.dedupe import UpdateDedupe
 from tgops.ingress.messages import MAIN_BOT_ID
 from tgops.ingress.webhook import (
-    MAX_BODY_BYTES,
     MAX_UPDATE_ID,
     InvalidUpdate,
     Outcome,
@@ -69,7 +67,6 @@ WEBHOOK_ROUTE = {
 @router.post("/telegram", **WEBHOOK_ROUTE)
 async def main_bot_webhook(request: Request, secret: SecretHeader = None) -> Response:
     """Updates of the main bot, whose secret is TGOPS_TELEGRAM_WEBHOOK_SECRET."""
-    reject_declared_oversize(request)
     runtime: Runtime = request.app.state.runtime
     if not main_bot_secret_matches(runtime.settings, secret):
         raise _wrong_secret()
@@ -83,7 +80,6 @@ async def bot_webhook(
     secret: SecretHeader = None,
 ) -> Response:
     """Updates of a bot of the `bots` table, each with its own secret (stored hashed)."""
-    reject_declared_oversize(request)
     runtime: Runtime = request.app.state.runtime
     if not await bot_secret_matches(await runtime.database(), bot_id, secret):
         raise _wrong_secret()
@@ -92,7 +88,7 @@ async def bot_webhook(
 
 async def _accept(request: Request, runtime: Runtime, bot_id: int) -> Response:
     try:
-        update = parse_update(await read_limited_body(request))
+        update = parse_update(await request.body())
     except InvalidUpdate as error:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(error)) from None
     settings = runtime.settings
@@ -105,27 +101,6 @@ async def _accept(request: Request, runtime: Runtime, bot_id: int) -> Response:
     # DedupeUnavailable and EnqueueFailed rise to the app's 503: nothing queued, nothing remembered.
     outcome = await ingress.accept(bot_id, update)
     return Response(ACK_BODIES[outcome], media_type="application/json")
-
-
-def reject_declared_oversize(request: Request) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
-
-
-async def read_limited_body(request: Request) -> bytes:
-    """The body, refused past MAX_BODY_BYTES even when sent chunked without a Content-Length."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large() -> HTTPException:
-    return HTTPException(413, f"body is larger than {MAX_BODY_BYTES} bytes")
 
 
 def _wrong_secret() -> HTTPException:

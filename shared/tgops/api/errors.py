@@ -1,9 +1,11 @@
-"""One answer to "a dependency is down", for every route: 503 with `Retry-After` and a reason.
+"""How the app answers what no route answers itself: a dependency down, a body too large, a client throttled.
+
+`Refused` (413 from the body limit, 429 from the authentication throttle) is answered in the route's shape.
 
 Routes let the package's own errors (`DatabaseUnavailable`, `RedisUnavailable`, `QueueUnavailable`, and
-their subclasses) rise; the app answers them here. The reason is fixed per dependency and the driver's
-message goes to the log only. The provider API (seed 002) answers `{"ok": false, "error": ...}`, every
-other route FastAPI's `{"detail": ...}`.
+their subclasses) rise; the app answers them with 503, `Retry-After` and a reason fixed per dependency
+(the driver's message goes to the log only). The provider API (seed 002) answers `{"ok": false,
+"error": ...}`, every other route FastAPI's `{"detail": ...}`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from tgops.api.auth import ErrorResponse
 from tgops.cache.errors import RedisUnavailable
 from tgops.config import SettingsError
 from tgops.db.errors import DatabaseUnavailable
@@ -31,6 +33,18 @@ REASONS: dict[type[Exception], str] = {
     QueueUnavailable: "the queue is unavailable; nothing was queued, retry later",
 }
 
+
+class ErrorResponse(BaseModel):
+    """FastAPI's error body: `detail` says why the request was refused."""
+
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    """OpenAPI entries for the error statuses an endpoint can answer."""
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
 RETRY_AFTER_HEADER = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }
@@ -41,13 +55,26 @@ def service_unavailable(description: str) -> dict[int | str, dict[str, Any]]:
     return {503: {"model": ErrorResponse, "description": description, "headers": RETRY_AFTER_HEADER}}
 
 
+THROTTLED = {
+    429: {
+        "model": ErrorResponse,
+        "description": "too many failed authentications from this client; retry after Retry-After",
+        "headers": RETRY_AFTER_HEADER,
+    }
+}
+
 SERVICE_UNAVAILABLE = service_unavailable("a dependency is unavailable: nothing was done, retry later")
+
+
+class Refused(HTTPException):
+    """A refusal answered in the route's error shape (seed 002's under /api/provider/)."""
 
 
 def install(app: FastAPI) -> None:
     for error_type in REASONS:
         app.add_exception_handler(error_type, dependency_unavailable)
     app.add_exception_handler(SettingsError, dependency_not_configured)
+    app.add_exception_handler(Refused, refused)
 
 
 def error_body(request: Request, reason: str) -> dict[str, Any]:
@@ -55,6 +82,10 @@ def error_body(request: Request, reason: str) -> dict[str, Any]:
     if request.url.path.startswith(PROVIDER_PREFIX):
         return {"ok": False, "error": reason}
     return {"detail": reason}
+
+
+async def refused(request: Request, error: Refused) -> JSONResponse:
+    return JSONResponse(error_body(request, error.detail), error.status_code, headers=error.headers)
 
 
 async def dependency_unavailable(request: Request, error: Exception) -> JSONResponse:
