@@ -33,10 +33,13 @@ WEBHOOK_SECRET = "fuzz-webhook-secret"
 
 CONFIG = SchemathesisConfig.from_dict(
     {
-        "auth": {"openapi": {"APIKeyHeader": {"api_key": API_KEY}, "HTTPBearer": {"bearer": ADMIN_TOKEN}}},
-        "parameters": {
-            "header.X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET,
-            "header.x-provider-token": PROVIDER_TOKEN,
+        "auth": {
+            "openapi": {
+                "APIKeyHeader": {"api_key": API_KEY},
+                "ProviderToken": {"api_key": PROVIDER_TOKEN},
+                "HTTPBearer": {"bearer": ADMIN_TOKEN},
+                "TelegramWebhookSecret": {"api_key": WEBHOOK_SECRET},
+            }
         },
     }
 )

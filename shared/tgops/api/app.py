@@ -16,10 +16,9 @@ from tgops.api.routers import provider as provider_router
 from tgops.config import get_settings
 from tgops.runtime import Runtime
 
-# Every operation can be sent a body: FastAPI answers 400 itself when it is not valid JSON, and
-# BodySizeLimit 413 when it is larger than TGOPS_API_MAX_BODY_BYTES.
+# Every operation can be sent a body, and BodySizeLimit refuses one larger than TGOPS_API_MAX_BODY_BYTES.
+# (A body that is not JSON FastAPI answers 422, as each operation documents.)
 EVERY_OPERATION = {
-    400: {"model": ErrorResponse, "description": "the request body is not valid JSON"},
     413: {"model": ErrorResponse, "description": "the request body is larger than TGOPS_API_MAX_BODY_BYTES"},
 }
 

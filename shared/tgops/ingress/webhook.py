@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from tgops.messaging.sqs import QueueSender
 
 log = logging.getLogger(__name__)
-MAX_UPDATE_ID = 2**63 - 1  # Postgres bigint, where the fallback dedupe stores it
+# Telegram's ids have at most 52 significant bits (they fit a double, so every JSON parser reads them
+# exactly), and the fallback dedupe stores them as Postgres bigint.
+MAX_UPDATE_ID = 2**53 - 1
 
 
 class InvalidUpdate(ValueError):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from tgops.api.auth import AdminDep
 from tgops.api.deps import RuntimeDep
-from tgops.api.errors import SERVICE_UNAVAILABLE, THROTTLED, error_responses
+from tgops.api.errors import SERVICE_UNAVAILABLE, THROTTLED, ErrorResponse, error_responses
 from tgops.ingress.dlq import MAX_PEEK, MAX_REPLAY_PER_CALL, DeadLetters
 from tgops.messaging.topology import QUEUES_BY_NAME
 from tgops.runtime import Runtime
@@ -75,7 +75,11 @@ async def list_dead_letters(
     return DlqListing.model_validate(view, from_attributes=True)
 
 
-@router.post("/{queue}/replay", response_model=ReplayResponse)
+@router.post(
+    "/{queue}/replay",
+    response_model=ReplayResponse,
+    responses={400: {"model": ErrorResponse, "description": "the body cannot be read"}},
+)
 async def replay_dead_letters(
     queue: QueueName, runtime: RuntimeDep, request: ReplayRequest | None = None
 ) -> ReplayResponse:

@@ -32,7 +32,8 @@ from tgops.groups import repository
 from tgops.groups.repository import GroupExists, ManagedGroup
 
 MAX_DB_ID = 2**63 - 1
-BAD_BODY = {400: {"model": ErrorResponse, "description": "the body is not JSON"}}
+# FastAPI answers 400 itself for a body it cannot read (one that is not UTF-8, say); invalid JSON is 422.
+BAD_BODY = {400: {"model": ErrorResponse, "description": "the body cannot be read"}}
 
 
 router = APIRouter(

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, Security, status
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 
 from tgops.api.errors import SERVICE_UNAVAILABLE, error_responses
@@ -27,8 +28,17 @@ from tgops.runtime import Runtime
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# A security scheme rather than a header parameter: it is the webhook's authentication.
 SecretHeader = Annotated[
-    str | None, Header(alias=SECRET_HEADER, description="the secret_token given to setWebhook")
+    str | None,
+    Security(
+        APIKeyHeader(
+            name=SECRET_HEADER,
+            scheme_name="TelegramWebhookSecret",
+            auto_error=False,
+            description="the secret_token given to setWebhook",
+        )
+    ),
 ]
 
 
@@ -65,7 +75,7 @@ WEBHOOK_ROUTE = {
 # The routes read the runtime off the app rather than through dependencies: resolving those costs FastAPI
 # more per request than the rest of the route (bench/ingress.py).
 @router.post("/telegram", **WEBHOOK_ROUTE)
-async def main_bot_webhook(request: Request, secret: SecretHeader = None) -> Response:
+async def main_bot_webhook(request: Request, secret: SecretHeader) -> Response:
     """Updates of the main bot, whose secret is TGOPS_TELEGRAM_WEBHOOK_SECRET."""
     runtime: Runtime = request.app.state.runtime
     if not main_bot_secret_matches(runtime.settings, secret):
@@ -77,7 +87,7 @@ async def main_bot_webhook(request: Request, secret: SecretHeader = None) -> Res
 async def bot_webhook(
     request: Request,
     bot_id: Annotated[int, Path(ge=1, le=MAX_UPDATE_ID, description="the bot's id in the bots table")],
-    secret: SecretHeader = None,
+    secret: SecretHeader,
 ) -> Response:
     """Updates of a bot of the `bots` table, each with its own secret (stored hashed)."""
     runtime: Runtime = request.app.state.runtime
