@@ -7,7 +7,7 @@ import gc
 from fastapi import FastAPI
 
 import tgops
-from tgops.api import errors
+from tgops.api import docs, errors
 from tgops.api.body_limit import BodySizeLimit
 from tgops.api.errors import ErrorResponse
 from tgops.api.method_not_allowed import method_not_allowed
@@ -30,11 +30,14 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         version=tgops.__version__,
         description="Telegram webhooks, the public API, the provider API and the admin API.",
         responses=EVERY_OPERATION,
+        docs_url=None,  # served from the package's own assets (api/docs.py)
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.add_exception_handler(405, method_not_allowed)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.api_max_body_bytes)
+    app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(admin_dlq.router)
