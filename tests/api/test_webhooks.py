@@ -12,6 +12,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from tests.cache.test_client import ReplyDroppingProxy
 from tests.conftest import load_event
 from tests.fakes.queues import RecordingQueues
 from tgops.api.app import create_app
@@ -404,3 +405,16 @@ def test_the_webhook_sends_to_sqs_with_a_budget_inside_api_gateways_deadline(set
     assert worst_case_sec < 29 / 2
     assert settings.webhook_enqueue_timeout_sec < settings.webhook_pending_claim_sec < 29
     assert shared.read_timeout > 20  # receivers keep the long poll's timeout
+
+
+async def test_a_claim_whose_reply_was_lost_is_not_taken_for_a_duplicate(settings, queues, main_secret):
+    """The connection drops after Redis ran the claim: a blind resend would find the claim and answer
+    "duplicate" for an update nobody queued."""
+    update = load_event("telegram_update_private_message")
+    async with ReplyDroppingProxy(settings.redis_url, "SET", "EVALSHA") as url:
+        proxied = settings.model_copy(update={"redis_url": url})
+        async with webhook_client(proxied, queues) as client:
+            response = await client.post(MAIN_URL, json=update, headers=main_secret)
+
+    assert response.json()["status"] == "queued"
+    assert len(queues.calls) == 1
