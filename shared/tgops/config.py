@@ -211,6 +211,7 @@ class Settings(BaseSettings):
     webhook_dedupe_ttl_sec: int = Field(300, gt=0)
     webhook_pending_claim_sec: float = Field(15, gt=0)
     webhook_enqueue_timeout_sec: float = Field(8, gt=0)
+    webhook_unhandled_count_ttl_sec: int = Field(86400, gt=0)  # webhook:unhandled:{type} counts per day
 
     # API surface (api area): failed authentications (admin, provider, API key) allowed per client per
     # window before 429; the largest request body any route takes (413 beyond, before parsing).

@@ -418,3 +418,11 @@ async def test_a_claim_whose_reply_was_lost_is_not_taken_for_a_duplicate(setting
 
     assert response.json()["status"] == "queued"
     assert len(queues.calls) == 1
+
+
+async def test_the_count_of_unhandled_updates_expires(client, main_secret, redis_url, settings):
+    await client.post(MAIN_URL, json=load_event("telegram_update_inline_query"), headers=main_secret)
+
+    with redis.Redis.from_url(redis_url) as connection:
+        ttl_ms = connection.pttl(keys.unhandled_updates("inline_query"))
+    assert 0 < ttl_ms <= settings.webhook_unhandled_count_ttl_sec * 1000

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
+from tgops.cache.rate_limit import count_in_window
 from tgops.ingress.dedupe import UpdateDedupe
 from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.ingress.routing import route_update
@@ -80,6 +81,7 @@ class WebhookIngress:
     queues: QueueSender
     redis: RedisClient
     send_timeout_sec: float
+    unhandled_count_ttl_sec: int
 
     async def accept(self, bot_id: int, update: dict[str, Any]) -> Outcome:
         """Queue a new update once. Raises DedupeUnavailable or EnqueueFailed: answer 5xx, Telegram retries."""
@@ -113,6 +115,8 @@ class WebhookIngress:
     async def _count_unhandled(self, update_type: str) -> None:
         log.info("ignoring a %s update: no consumer handles it", update_type)
         try:
-            await self.redis.incr(keys.unhandled_updates(update_type))
+            await count_in_window(
+                self.redis, keys.unhandled_updates(update_type), window_sec=self.unhandled_count_ttl_sec
+            )
         except CacheError as error:
             log.warning("could not count an unhandled %s update: %s", update_type, error)

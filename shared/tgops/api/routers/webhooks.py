@@ -106,7 +106,11 @@ async def _accept(request: Request, runtime: Runtime, bot_id: int) -> Response:
         runtime.redis(), runtime.database, settings.webhook_dedupe_ttl_sec, settings.webhook_pending_claim_sec
     )
     ingress = WebhookIngress(
-        dedupe, runtime.ingress_queues(), runtime.redis(), settings.webhook_enqueue_timeout_sec
+        dedupe,
+        runtime.ingress_queues(),
+        runtime.redis(),
+        settings.webhook_enqueue_timeout_sec,
+        settings.webhook_unhandled_count_ttl_sec,
     )
     # DedupeUnavailable and EnqueueFailed rise to the app's 503: nothing queued, nothing remembered.
     outcome = await ingress.accept(bot_id, update)
