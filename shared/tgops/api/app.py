@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 
 from fastapi import FastAPI
 
@@ -43,7 +44,20 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin_dlq.router)
     app.include_router(public.router)
     app.include_router(provider_router.router)
+    app.openapi = with_security_schemes(app, webhooks.SECURITY_SCHEMES)
     return app
+
+
+def with_security_schemes(app: FastAPI, schemes: dict[str, dict]) -> Callable[[], dict]:
+    """`app.openapi` that also declares schemes the routes check themselves, not through a dependency."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            build().setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
+        return app.openapi_schema
+
+    return openapi
 
 
 def freeze_loaded_objects() -> None:
