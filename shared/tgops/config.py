@@ -1,11 +1,14 @@
 """Settings: every knob of tgops, read from `TGOPS_*` environment variables (or a `.env` file).
 
 Defaults are the ones fixed in ARCHITECTURE.md. Secrets are `SecretStr`, so they never print.
-Outside development a secret still holding its placeholder refuses to start.
+Outside development a secret still holding its placeholder refuses to start, and in production so does
+a weak admin or provider token; every such secret is named in one error.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,6 +33,12 @@ SECRET_FIELDS = (
     "session_encryption_key",
 )
 ENV_PREFIX = "TGOPS_"
+# Tokens an outsider presents to us (api area): in production long and random enough that guessing is
+# hopeless. The estimate is length x the Shannon entropy of its characters, so "aaaa..." or a word
+# repeated fails however long it is; 32 random hex digits (128 bits) estimate about 118.
+STRONG_TOKEN_FIELDS = ("provider_token", "admin_token")
+MIN_TOKEN_LENGTH = 32
+MIN_TOKEN_ENTROPY_BITS = 100
 
 
 class SettingsError(Exception):
@@ -66,6 +75,14 @@ class Settings(BaseSettings):
     database_pool_min: int = Field(1, ge=0)
     database_pool_max: int = Field(10, ge=1)
     database_connect_timeout_sec: float = Field(5.0, gt=0)
+    # Per role of the connection (api area), in ms, 0 for none: API requests answer 503 rather than wait
+    # out API Gateway's 29 s; workers and schedules may wait longer. A transaction left idle (a process
+    # frozen mid-request) is ended by the server, releasing its locks.
+    database_api_statement_timeout_ms: int = Field(5000, ge=0)
+    database_api_lock_timeout_ms: int = Field(2000, ge=0)
+    database_worker_statement_timeout_ms: int = Field(60000, ge=0)
+    database_worker_lock_timeout_ms: int = Field(10000, ge=0)
+    database_idle_in_transaction_timeout_ms: int = Field(30000, ge=0)
 
     # Redis: redis-py over `redis_url`, or Upstash REST when its URL and token are set.
     redis_url: str | None = None
@@ -213,8 +230,19 @@ class Settings(BaseSettings):
     group_member_count_interval_min: int = Field(60, ge=1)
     group_kick_interval_min: int = Field(60, ge=1)
 
-    # Ingress
+    # Ingress (api area). An update's claim is pending, this short, until its send is confirmed, and only
+    # then kept for the dedupe TTL: a process killed mid-send holds Telegram's retries back this long at
+    # most. The whole send (retries included) is cut off well inside API Gateway's 29 s.
     webhook_dedupe_ttl_sec: int = Field(300, gt=0)
+    webhook_pending_claim_sec: float = Field(15, gt=0)
+    webhook_enqueue_timeout_sec: float = Field(8, gt=0)
+    webhook_unhandled_count_ttl_sec: int = Field(86400, gt=0)  # webhook:unhandled:{type} counts per day
+
+    # API surface (api area): failed authentications (admin, provider, API key) allowed per client per
+    # window before 429; the largest request body any route takes (413 beyond, before parsing).
+    auth_failure_limit: int = Field(10, ge=1)
+    auth_failure_window_sec: int = Field(300, ge=1)
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1)
 
     # Public API keys (issue 4 part B): hits allowed per key per window, unless the key sets its own
     api_key_rate_limit: int = Field(60, ge=1)
@@ -262,19 +290,36 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_outside_development(self) -> Settings:
-        if self.env == "development":
-            return self
-        for name in SECRET_FIELDS:
-            if getattr(self, name).get_secret_value() in ("", PLACEHOLDER):
-                raise ValueError(f"{env_name(name)} must be set to a real secret when TGOPS_ENV={self.env}")
+    def _pending_claim_outlives_the_send(self) -> Settings:
+        if self.webhook_pending_claim_sec <= self.webhook_enqueue_timeout_sec:
+            raise ValueError(
+                f"{env_name('webhook_pending_claim_sec')} must be longer than "
+                f"{env_name('webhook_enqueue_timeout_sec')}: a claim must not expire while its send may still run"
+            )
         return self
 
     @model_validator(mode="after")
-    def _telegram_never_simulated_in_production(self) -> Settings:
+    def _ready_for_its_environment(self) -> Settings:
+        """Every missing or weak secret (and production's other refusals) in one error, not one per run."""
+        problems = [] if self.env == "development" else self._secret_problems()
         if self.env == "production" and self.telegram_simulated:
-            raise ValueError(f"{env_name('telegram_simulated')} must not be true when TGOPS_ENV=production")
+            problems.append(f"{env_name('telegram_simulated')} must not be true when TGOPS_ENV=production")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def _secret_problems(self) -> list[str]:
+        problems = []
+        for name in SECRET_FIELDS:
+            value = getattr(self, name).get_secret_value()
+            if value in ("", PLACEHOLDER):
+                problems.append(f"{env_name(name)} must be set to a real secret when TGOPS_ENV={self.env}")
+            elif self.env == "production" and name in STRONG_TOKEN_FIELDS and not is_strong_token(value):
+                problems.append(
+                    f"{env_name(name)} is too weak: use at least {MIN_TOKEN_LENGTH} random characters, "
+                    "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+        return problems
 
     @property
     def uses_simulated_telegram(self) -> bool:
@@ -294,6 +339,15 @@ class Settings(BaseSettings):
 
     def queue_name(self, logical_name: str) -> str:
         return f"{self.queue_prefix}{logical_name}"
+
+
+def estimated_entropy_bits(token: str) -> float:
+    counts = Counter(token)
+    return -sum(count * math.log2(count / len(token)) for count in counts.values())
+
+
+def is_strong_token(token: str) -> bool:
+    return len(token) >= MIN_TOKEN_LENGTH and estimated_entropy_bits(token) >= MIN_TOKEN_ENTROPY_BITS
 
 
 def env_name(field: str) -> str:

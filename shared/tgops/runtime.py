@@ -7,9 +7,10 @@ workers open them at start-up. Nothing connects at import time.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tgops.config import Settings
 
@@ -17,9 +18,13 @@ if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.db.database import Database
     from tgops.messaging.backend import QueueBackend
-    from tgops.messaging.sqs import InMemoryQueues
+    from tgops.messaging.sqs import InMemoryQueues, QueueSender
 
+log = logging.getLogger(__name__)
 HEALTH_CHECK_TIMEOUT_SEC = 2.0
+# The webhook's SQS sends: two attempts of at most 2 s to connect and 3 s to answer, so the thread ends
+# soon after the send is cut off (settings.webhook_enqueue_timeout_sec), far inside API Gateway's 29 s.
+INGRESS_SQS_BUDGET = {"connect_timeout_sec": 2, "read_timeout_sec": 3, "max_retries": 1}
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Runtime:
     settings: Settings
     # create_queues(settings) unless given (tests, benchmarks)
     queue_sender: QueueBackend | InMemoryQueues | None = None
+    database_role: Literal["api", "worker"] = "worker"  # whose statement and lock timeouts to take
+    _ingress_queues: QueueSender | None = field(default=None, init=False)
     _database: Database | None = field(default=None, init=False)
     _redis: RedisClient | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -37,7 +44,7 @@ class Runtime:
 
             async with self._lock:
                 if self._database is None:
-                    self._database = await Database.from_settings(self.settings)
+                    self._database = await Database.from_settings(self.settings, self.database_role)
         return self._database
 
     def redis(self) -> RedisClient:
@@ -52,9 +59,20 @@ class Runtime:
             self.queue_sender = create_queues(self.settings)
         return self.queue_sender
 
+    def ingress_queues(self) -> QueueSender:
+        """The webhook path's sender: on SQS a client of its own with a tight budget (the shared one
+        waits long enough for receivers' long polls); any other backend as it is."""
+        if self._ingress_queues is None:
+            from tgops.messaging.sqs import SqsQueues
+
+            queues = self.queues()
+            is_sqs = type(queues) is SqsQueues
+            self._ingress_queues = SqsQueues(self.settings, **INGRESS_SQS_BUDGET) if is_sqs else queues
+        return self._ingress_queues
+
     async def health(self) -> dict[str, dict[str, str]]:
         checks = {"postgres": self._check_postgres, "redis": self._check_redis, "sqs": self._check_sqs}
-        results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
+        results = await asyncio.gather(*(_run_check(name, check) for name, check in checks.items()))
         return dict(zip(checks, results))
 
     async def _check_postgres(self) -> str:
@@ -101,13 +119,18 @@ def create_queues(settings: Settings) -> QueueBackend:
     return SqsQueues(settings)
 
 
-async def _run_check(check) -> dict[str, str]:
+async def _run_check(name: str, check) -> dict[str, str]:
+    """Up, down or not configured; why a dependency is down goes to the log, never to the answer."""
     try:
         status = await asyncio.wait_for(check(), HEALTH_CHECK_TIMEOUT_SEC)
     except TimeoutError:
-        return {"status": "down", "error": f"no answer within {HEALTH_CHECK_TIMEOUT_SEC:.0f}s"}
+        log.warning("health: %s gave no answer within %.0fs", name, HEALTH_CHECK_TIMEOUT_SEC)
+        return {"status": "down"}
     except Exception as error:  # noqa: BLE001 -- a health check reports every failure rather than raising
-        return {"status": "down", "error": f"{type(error).__name__}: {str(error)[:200]}"}
+        log.warning("health: %s is down: %s: %s", name, type(error).__name__, error)
+        return {"status": "down"}
+    if status == "down":
+        log.warning("health: %s answered, but not as expected", name)
     return {"status": status}
 
 

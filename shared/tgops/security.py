@@ -1,4 +1,9 @@
-"""Shared secrets: constant-time comparison and what the database stores instead of a secret."""
+"""Shared-secret checks below every entrypoint: tokens, webhook secrets and API keys.
+
+Every comparison runs in constant time (`hmac.compare_digest`), so response timing never tells an
+attacker how much of a guess was right. The API layer wraps these in FastAPI dependencies; capabilities
+call them directly.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from tgops.config import PLACEHOLDER
 
 
 def secrets_match(given: str | None, expected: str) -> bool:
+    """A configured secret that is empty or still the placeholder matches nothing."""
     if not given or not expected or expected == PLACEHOLDER:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())

@@ -19,11 +19,11 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from tests.api.public_api_support import build_app
-from tgops.api.auth import hash_secret
 from tgops.config import Settings, get_settings
 from tgops.local.services import LocalSqs
 from tgops.messaging.sqs import SqsQueues
 from tgops.runtime import Runtime
+from tgops.security import hash_secret
 
 EXAMPLES_PER_OPERATION = 100
 API_KEY = "tgk_fuzz-0123456789abcdefghijklmnopqrstuvwxyzABCDEF"
@@ -33,10 +33,13 @@ WEBHOOK_SECRET = "fuzz-webhook-secret"
 
 CONFIG = SchemathesisConfig.from_dict(
     {
-        "auth": {"openapi": {"APIKeyHeader": {"api_key": API_KEY}, "HTTPBearer": {"bearer": ADMIN_TOKEN}}},
-        "parameters": {
-            "header.X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET,
-            "header.x-provider-token": PROVIDER_TOKEN,
+        "auth": {
+            "openapi": {
+                "APIKeyHeader": {"api_key": API_KEY},
+                "ProviderToken": {"api_key": PROVIDER_TOKEN},
+                "HTTPBearer": {"bearer": ADMIN_TOKEN},
+                "TelegramWebhookSecret": {"api_key": WEBHOOK_SECRET},
+            }
         },
     }
 )
@@ -83,6 +86,8 @@ async def fuzz_runtime(settings, db, sqs_endpoint_url, monkeypatch):
     monkeypatch.setenv("TGOPS_PROVIDER_TOKEN", PROVIDER_TOKEN)
     monkeypatch.setenv("TGOPS_TELEGRAM_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("TGOPS_SQS_ENDPOINT_URL", sqs_endpoint_url)
+    # Schemathesis sends wrong credentials on purpose, far more than a client may (tests/api/test_surface.py).
+    monkeypatch.setenv("TGOPS_AUTH_FAILURE_LIMIT", str(10**9))
     # moto answers a long poll on an empty queue only after the whole wait, where its short poll is
     # already exact: without this each DLQ request would cost a second.
     monkeypatch.setattr("tgops.messaging.dlq.RECEIVE_WAIT_SEC", 0)

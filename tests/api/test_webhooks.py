@@ -12,15 +12,16 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from tests.cache.test_client import ReplyDroppingProxy
 from tests.conftest import load_event
 from tests.fakes.queues import RecordingQueues
 from tgops.api.app import create_app
-from tgops.api.auth import hash_secret
 from tgops.cache import keys
 from tgops.ingress.messages import MAIN_BOT_ID, TelegramUpdateReceived
 from tgops.local.services import free_port
 from tgops.messaging.envelopes import decode
 from tgops.runtime import Runtime
+from tgops.security import hash_secret
 
 MAIN_URL = "/api/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -321,3 +322,107 @@ async def test_openapi_documents_the_update_body_and_every_answer(client):
         assert {"200", "400", "401", "413", "503"} <= set(operation["responses"])
         ack = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert ack == {"$ref": "#/components/schemas/WebhookAck"}
+
+
+class HangingQueues(RecordingQueues):
+    """The first `hangs` sends never return, as when the process is frozen or killed mid-send."""
+
+    def __init__(self, hangs: int = 1) -> None:
+        super().__init__()
+        self.hangs = hangs
+        self.entered = asyncio.Event()
+
+    async def send(self, queue, body, **options) -> str:
+        if self.hangs:
+            self.hangs -= 1
+            self.entered.set()
+            await asyncio.Event().wait()
+        return await super().send(queue, body, **options)
+
+
+async def test_a_send_that_hangs_is_cut_off_inside_the_deadline_and_the_retry_gets_through(
+    settings, main_secret
+):
+    queues = HangingQueues()
+    update = load_event("telegram_update_private_message")
+    bounded = settings.model_copy(update={"webhook_enqueue_timeout_sec": 0.2})
+    async with webhook_client(bounded, queues) as client:
+        # A guard against the old behaviour (waiting forever), not a latency assertion.
+        cut_off = await asyncio.wait_for(client.post(MAIN_URL, json=update, headers=main_secret), 10)
+        retried = await client.post(MAIN_URL, json=update, headers=main_secret)
+
+    assert cut_off.status_code == 503
+    assert retried.json()["status"] == "queued"
+    assert len(queues.calls) == 1
+
+
+async def test_a_claim_whose_send_never_finished_expires_quickly_so_the_retry_gets_through(
+    settings, main_secret, redis_url
+):
+    """The process is frozen or killed mid-send: none of its own clean-up runs, and its claim is still
+    pending (a short TTL, not the 300 s of a queued update), so Telegram's retry is queued."""
+    queues = HangingQueues()
+    update = load_event("telegram_update_private_message")
+    # Settings as a frozen process sees them: its own send timeout never fires.
+    frozen = settings.model_copy(update={"webhook_pending_claim_sec": 1, "webhook_enqueue_timeout_sec": 60})
+    async with webhook_client(frozen, queues) as client:
+        frozen_request = asyncio.create_task(client.post(MAIN_URL, json=update, headers=main_secret))
+        await queues.entered.wait()
+        with redis.Redis.from_url(redis_url) as connection:
+            pending_ttl_ms = connection.pttl(keys.webhook_dedupe(MAIN_BOT_ID, update["update_id"]))
+        await asyncio.sleep(1.1)
+        retried = await client.post(MAIN_URL, json=update, headers=main_secret)
+        frozen_request.cancel()
+
+    assert 0 < pending_ttl_ms <= 1000
+    assert retried.json()["status"] == "queued"
+    assert len(queues.calls) == 1
+
+
+async def test_with_redis_down_a_send_that_never_finished_leaves_no_row_behind(
+    settings, main_secret, database_url
+):
+    queues = HangingQueues()
+    update = load_event("telegram_update_join_request")
+    async with webhook_client(settings_with_dead_redis(settings), queues) as client:
+        dying = asyncio.create_task(client.post(MAIN_URL, json=update, headers=main_secret))
+        await queues.entered.wait()
+        retry = asyncio.create_task(client.post(MAIN_URL, json=update, headers=main_secret))
+        await asyncio.sleep(0.2)
+        dying.cancel()  # its connection goes, and with it the uncommitted claim
+        retried = await asyncio.wait_for(retry, 10)
+
+    assert retried.json()["status"] == "queued"
+    assert len(queues.calls) == 1
+    assert dedupe_rows(database_url) == [(MAIN_BOT_ID, update["update_id"])]
+
+
+def test_the_webhook_sends_to_sqs_with_a_budget_inside_api_gateways_deadline(settings):
+    runtime = Runtime(settings)
+    ingress, shared = runtime.ingress_queues().client.meta.config, runtime.queues().client.meta.config
+
+    worst_case_sec = (ingress.connect_timeout + ingress.read_timeout) * ingress.retries["total_max_attempts"]
+    assert worst_case_sec < 29 / 2
+    assert settings.webhook_enqueue_timeout_sec < settings.webhook_pending_claim_sec < 29
+    assert shared.read_timeout > 20  # receivers keep the long poll's timeout
+
+
+async def test_a_claim_whose_reply_was_lost_is_not_taken_for_a_duplicate(settings, queues, main_secret):
+    """The connection drops after Redis ran the claim: a blind resend would find the claim and answer
+    "duplicate" for an update nobody queued."""
+    update = load_event("telegram_update_private_message")
+    async with ReplyDroppingProxy(settings.redis_url, "SET", "EVALSHA") as url:
+        proxied = settings.model_copy(update={"redis_url": url})
+        async with webhook_client(proxied, queues) as client:
+            response = await client.post(MAIN_URL, json=update, headers=main_secret)
+
+    assert response.json()["status"] == "queued"
+    assert len(queues.calls) == 1
+
+
+async def test_the_count_of_unhandled_updates_expires(client, main_secret, redis_url, settings):
+    await client.post(MAIN_URL, json=load_event("telegram_update_inline_query"), headers=main_secret)
+
+    with redis.Redis.from_url(redis_url) as connection:
+        ttl_ms = connection.pttl(keys.unhandled_updates("inline_query"))
+    assert 0 < ttl_ms <= settings.webhook_unhandled_count_ttl_sec * 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -15,6 +16,60 @@ from tgops.cache.errors import NoScriptError, RedisCommandError, RedisUnavailabl
 from tgops.cache.scripts import LuaScript, script
 from tgops.config import Settings, SettingsError
 from tgops.local.services import free_port
+
+
+class ReplyDroppingProxy:
+    """A TCP proxy in front of the test Redis that loses one reply, as a dropped connection does.
+
+    The first command that is one of `verbs` is forwarded and run by Redis; its reply is thrown away and the
+    client's connection closed before it arrives. Everything else, later connections included, passes.
+    """
+
+    def __init__(self, redis_url: str, *verbs: str) -> None:
+        address = urlsplit(redis_url)
+        self._upstream = (address.hostname, address.port)
+        self._path = address.path
+        self._verbs = [f"\r\n{verb}\r\n".encode() for verb in verbs]
+        self._armed = True
+        self._dropping = False
+        self.dropped = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}{self._path}"
+
+    async def __aexit__(self, *_) -> None:
+        self._server.close()
+
+    async def _serve(self, client_reader, client_writer) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._upstream)
+
+        async def to_redis() -> None:
+            while data := await client_reader.read(65536):
+                if self._armed and any(verb in data.upper() for verb in self._verbs):
+                    self._armed, self._dropping = False, True
+                upstream_writer.write(data)
+                await upstream_writer.drain()
+
+        async def to_client() -> None:
+            while data := await upstream_reader.read(65536):
+                if self._dropping:  # the command ran; its answer is lost with the connection
+                    self._dropping = False
+                    self.dropped.set()
+                    return
+                client_writer.write(data)
+                await client_writer.drain()
+
+        forward = asyncio.ensure_future(to_redis())
+        try:
+            await to_client()
+        finally:
+            forward.cancel()
+            client_writer.close()
+            upstream_writer.close()
+
 
 RETURN_TYPES = LuaScript("return_types", (Path(__file__).parent / "return_types.lua").read_text())
 
@@ -198,3 +253,34 @@ async def test_redis_py_answers_the_others_when_one_caller_is_cancelled(redis_ur
     assert await asyncio.wait_for(kept, 5) is True
     assert await client.get("b") == "2"
     await client.aclose()
+
+
+@pytest.mark.parametrize("verb", ["INCRBY", "EVALSHA"])  # redis-py sends INCR as INCRBY 1
+async def test_a_command_whose_reply_was_lost_is_not_sent_again(redis_url, verb):
+    """A replayed INCR counts twice; a replayed script runs twice. Neither may be resent blindly."""
+    counter = script("rate_limit")
+    with redis.Redis.from_url(redis_url) as direct:
+        direct.script_load(counter.source)  # so the EVALSHA that is dropped is the one that counts
+    async with ReplyDroppingProxy(redis_url, verb) as url:
+        client = RedisPyClient(url)
+        try:
+            await client.ping()
+            with pytest.raises(RedisUnavailable):
+                await (
+                    client.incr("hits") if verb == "INCRBY" else counter.run(client, ["hits"], [10, 60000])
+                )
+        finally:
+            await client.aclose()
+
+    with redis.Redis.from_url(redis_url, decode_responses=True) as direct:
+        assert direct.get("hits") == "1"
+
+
+async def test_an_idempotent_command_whose_connection_dropped_is_retried(redis_url):
+    async with ReplyDroppingProxy(redis_url, "GET") as url:
+        client = RedisPyClient(url)
+        try:
+            await client.set("greeting", "hello")
+            assert await client.get("greeting") == "hello"
+        finally:
+            await client.aclose()

@@ -6,8 +6,8 @@ from tgops.config import PLACEHOLDER, Settings, SettingsError, describe_validati
 SECRETS = {
     "TGOPS_TELEGRAM_BOT_TOKEN": "123:abc",
     "TGOPS_TELEGRAM_WEBHOOK_SECRET": "hook-secret",
-    "TGOPS_PROVIDER_TOKEN": "provider-secret",
-    "TGOPS_ADMIN_TOKEN": "admin-secret",
+    "TGOPS_PROVIDER_TOKEN": "pv_Qm9yZGVyLXRva2VuLWZvci10ZXN0cy0zMmJ5dGVzISE",
+    "TGOPS_ADMIN_TOKEN": "ad_dGhpcy1pcy1hbi1hZG1pbi10b2tlbi1vZi0zMmJ5dGVz",
     "TGOPS_SESSION_ENCRYPTION_KEY": "key-material",
 }
 
@@ -63,7 +63,7 @@ def test_secrets_never_print(monkeypatch):
     text = repr(settings) + str(settings.model_dump())
     for value in SECRETS.values():
         assert value not in text
-    assert settings.provider_token.get_secret_value() == "provider-secret"
+    assert settings.provider_token.get_secret_value() == SECRETS["TGOPS_PROVIDER_TOKEN"]
 
 
 @pytest.mark.parametrize("env", ["test", "production"])
@@ -113,3 +113,62 @@ def test_transaction_pooler_detection(monkeypatch):
 
 def test_get_settings_is_cached():
     assert get_settings() is get_settings()
+
+
+def test_a_pending_webhook_claim_must_outlive_its_send(monkeypatch):
+    monkeypatch.setenv("TGOPS_WEBHOOK_PENDING_CLAIM_SEC", "5")
+    monkeypatch.setenv("TGOPS_WEBHOOK_ENQUEUE_TIMEOUT_SEC", "5")
+
+    with pytest.raises(SettingsError, match="TGOPS_WEBHOOK_PENDING_CLAIM_SEC must be longer than"):
+        get_settings()
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "short-but-random-Xq9",  # too short
+        "a" * 64,  # long, one character
+        "passwordpasswordpasswordpassword",  # long, few characters repeated
+    ],
+)
+@pytest.mark.parametrize("name", ["TGOPS_ADMIN_TOKEN", "TGOPS_PROVIDER_TOKEN"])
+def test_production_refuses_weak_admin_and_provider_tokens(monkeypatch, name, weak):
+    monkeypatch.setenv("TGOPS_ENV", "production")
+    for secret, value in SECRETS.items():
+        monkeypatch.setenv(secret, value)
+    monkeypatch.setenv(name, weak)
+
+    with pytest.raises(SettingsError) as raised:
+        get_settings()
+
+    assert f"{name} is too weak" in str(raised.value)
+    assert weak not in str(raised.value)
+
+
+def test_a_weak_token_is_accepted_outside_production(monkeypatch):
+    monkeypatch.setenv("TGOPS_ENV", "test")
+    for secret, value in SECRETS.items():
+        monkeypatch.setenv(secret, value)
+    monkeypatch.setenv("TGOPS_ADMIN_TOKEN", "short")
+
+    assert get_settings().admin_token.get_secret_value() == "short"
+
+
+def test_production_lists_every_missing_or_weak_secret_in_one_error(monkeypatch):
+    monkeypatch.setenv("TGOPS_ENV", "production")
+    monkeypatch.setenv("TGOPS_TELEGRAM_BOT_TOKEN", "123:abc")
+    monkeypatch.setenv("TGOPS_ADMIN_TOKEN", "admin")
+
+    with pytest.raises(SettingsError) as raised:
+        get_settings()
+
+    message = str(raised.value)
+    for missing in (
+        "TGOPS_TELEGRAM_WEBHOOK_SECRET",
+        "TGOPS_PROVIDER_TOKEN",
+        "TGOPS_SESSION_ENCRYPTION_KEY",
+    ):
+        assert f"{missing} must be set" in message
+    assert "TGOPS_ADMIN_TOKEN is too weak" in message
+    assert "TGOPS_TELEGRAM_BOT_TOKEN" not in message
+    assert "\n" not in message

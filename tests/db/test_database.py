@@ -1,7 +1,10 @@
+import asyncio
+
+import psycopg
 import pytest
 
 from tgops.db import queries
-from tgops.db.database import Database
+from tgops.db.database import Database, SessionTimeouts
 from tgops.db.errors import ConflictError, DatabaseError, DatabaseUnavailable, QueryNotFound
 
 
@@ -64,3 +67,80 @@ async def test_transaction_pooler_mode_disables_prepared_statements(database_url
                 assert await session.fetch_one("ping") == {"ok": 1}
     finally:
         await database.close()
+
+
+LOCK_ONE_ROW = "SELECT update_id FROM webhook_dedupe WHERE bot_id = 1 FOR UPDATE"
+
+
+@pytest.fixture
+def locked_row(database_url, monkeypatch):
+    """A webhook_dedupe row locked by another session for the whole test."""
+    monkeypatch.setitem(queries.all_queries(), "t_lock_row", LOCK_ONE_ROW)
+    with psycopg.connect(database_url) as holder:
+        holder.execute("INSERT INTO webhook_dedupe (bot_id, update_id) VALUES (1, 1)")
+        holder.commit()
+        holder.execute(LOCK_ONE_ROW)
+        yield
+        holder.rollback()
+
+
+async def wait_for_lock(database: Database) -> None:
+    # The bound is a guard against waiting forever (the defect), not a latency assertion.
+    await asyncio.wait_for(database.fetch_one("t_lock_row"), 20)
+
+
+async def test_a_lock_wait_gives_up_after_the_lock_timeout(database_url, locked_row):
+    database = await Database.connect(database_url, timeouts=SessionTimeouts(statement_ms=0, lock_ms=200))
+    try:
+        with pytest.raises(DatabaseUnavailable, match="lock timeout"):
+            await wait_for_lock(database)
+    finally:
+        await database.close()
+
+
+async def test_a_statement_gives_up_after_the_statement_timeout(database_url, locked_row):
+    database = await Database.connect(database_url, timeouts=SessionTimeouts(statement_ms=200, lock_ms=0))
+    try:
+        with pytest.raises(DatabaseUnavailable, match="statement timeout"):
+            await wait_for_lock(database)
+    finally:
+        await database.close()
+
+
+async def test_api_connections_take_the_api_roles_timeouts(settings, locked_row):
+    short = settings.model_copy(update={"database_api_lock_timeout_ms": 200})
+    database = await Database.from_settings(short, role="api")
+    try:
+        with pytest.raises(DatabaseUnavailable, match="lock timeout"):
+            await wait_for_lock(database)
+    finally:
+        await database.close()
+
+
+def test_each_role_has_its_own_timeouts(settings):
+    api, worker = SessionTimeouts.for_role(settings, "api"), SessionTimeouts.for_role(settings, "worker")
+
+    assert api.statement_ms < worker.statement_ms and api.lock_ms < worker.lock_ms
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced_on_checkout(database_url, monkeypatch):
+    """After a Lambda freeze the pool may hold a connection the server closed: the next call still works."""
+    monkeypatch.setitem(queries.all_queries(), "t_backend_pid", "SELECT pg_backend_pid() AS pid")
+    database = await Database.connect(database_url, min_size=1, max_size=1)
+    try:
+        pid = (await database.fetch_one("t_backend_pid"))["pid"]
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+        assert await database.ping() is True
+        assert (await database.fetch_one("t_backend_pid"))["pid"] != pid
+    finally:
+        await database.close()
+
+
+def test_the_http_api_takes_the_api_roles_timeouts_and_workers_theirs(settings):
+    from tgops.api.app import create_app
+    from tgops.runtime import Runtime
+
+    assert create_app().state.runtime.database_role == "api"
+    assert Runtime(settings).database_role == "worker"

@@ -13,6 +13,7 @@ from tgops.ingress.dedupe import DedupeUnavailable, UpdateDedupe
 from tgops.local.services import free_port
 
 TTL_SEC = 300
+PENDING_SEC = 15
 
 
 @pytest.fixture
@@ -38,52 +39,98 @@ async def no_database() -> Database:
     raise DatabaseUnavailable("connection refused")
 
 
-async def test_first_claim_wins_and_is_kept_for_the_ttl(redis, db):
-    dedupe = UpdateDedupe(redis, database_of(db), TTL_SEC)
+def dedupe_of(redis, database) -> UpdateDedupe:
+    return UpdateDedupe(redis, database, TTL_SEC, PENDING_SEC)
 
-    first = await dedupe.claim(7, 1001)
-    again = await dedupe.claim(7, 1001)
 
-    assert first is not None and first.store == "redis"
-    assert again is None
-    assert 0 < await redis.pttl(keys.webhook_dedupe(7, 1001)) <= TTL_SEC * 1000
+async def claim_and_queue(dedupe: UpdateDedupe, bot_id: int, update_id: int) -> bool:
+    """Claim the update and end the block as a successful send does; True when it was new."""
+    async with dedupe.claim(bot_id, update_id) as new:
+        return new
+
+
+class SendFailed(Exception):
+    pass
+
+
+async def claim_and_fail(dedupe: UpdateDedupe, bot_id: int, update_id: int) -> None:
+    with pytest.raises(SendFailed):
+        async with dedupe.claim(bot_id, update_id) as new:
+            assert new
+            raise SendFailed
+
+
+async def test_a_claim_is_pending_during_the_send_and_kept_for_the_ttl_after_it(redis, db):
+    dedupe = dedupe_of(redis, database_of(db))
+    key = keys.webhook_dedupe(7, 1001)
+
+    async with dedupe.claim(7, 1001) as new:
+        pending_ttl = await redis.pttl(key)
+        during_the_send = await claim_and_queue(dedupe, 7, 1001)
+    after_the_send = await claim_and_queue(dedupe, 7, 1001)
+
+    assert new is True
+    assert 0 < pending_ttl <= PENDING_SEC * 1000
+    assert (during_the_send, after_the_send) == (False, False)
+    assert await redis.get(key) == "queued"
+    assert PENDING_SEC * 1000 < await redis.pttl(key) <= TTL_SEC * 1000
 
 
 async def test_same_update_id_of_another_bot_and_lower_ids_are_new(redis, db):
     """Equality of (bot, update id), never "greater than the last seen"."""
-    dedupe = UpdateDedupe(redis, database_of(db), TTL_SEC)
+    dedupe = dedupe_of(redis, database_of(db))
 
-    assert await dedupe.claim(7, 1001)
-    assert await dedupe.claim(8, 1001)
-    assert await dedupe.claim(7, 1000)
-    assert await dedupe.claim(7, 5)
+    assert await claim_and_queue(dedupe, 7, 1001)
+    assert await claim_and_queue(dedupe, 8, 1001)
+    assert await claim_and_queue(dedupe, 7, 1000)
+    assert await claim_and_queue(dedupe, 7, 5)
 
 
-async def test_released_claim_can_be_claimed_again(redis, db):
-    dedupe = UpdateDedupe(redis, database_of(db), TTL_SEC)
-    claim = await dedupe.claim(7, 1001)
+async def test_a_failed_send_forgets_the_claim(redis, db):
+    dedupe = dedupe_of(redis, database_of(db))
 
-    await dedupe.release(claim)
+    await claim_and_fail(dedupe, 7, 1001)
 
     assert await redis.get(keys.webhook_dedupe(7, 1001)) is None
-    assert await dedupe.claim(7, 1001)
+    assert await claim_and_queue(dedupe, 7, 1001)
+
+
+async def test_a_failed_send_does_not_drop_a_claim_another_request_took_since(redis, db):
+    """The first claim expired during a slow send and a retry claimed the update: only its own goes."""
+    dedupe = dedupe_of(redis, database_of(db))
+    key = keys.webhook_dedupe(7, 1001)
+
+    with pytest.raises(SendFailed):
+        async with dedupe.claim(7, 1001):
+            await redis.delete(key)  # the pending claim expired
+            await redis.set(key, "another-claimant")
+            raise SendFailed
+
+    assert await redis.get(key) == "another-claimant"
 
 
 async def test_with_redis_down_postgres_dedupes_concurrent_copies_once(dead_redis, db):
-    dedupe = UpdateDedupe(dead_redis, database_of(db), TTL_SEC)
+    dedupe = dedupe_of(dead_redis, database_of(db))
 
-    claims = await asyncio.gather(*(dedupe.claim(7, 2002) for _ in range(20)))
+    claims = await asyncio.gather(*(claim_and_queue(dedupe, 7, 2002) for _ in range(20)))
 
-    won = [claim for claim in claims if claim is not None]
-    assert len(won) == 1 and won[0].store == "postgres"
-    await dedupe.release(won[0])
-    assert (await dedupe.claim(7, 2002)).store == "postgres"
+    assert claims.count(True) == 1
+
+
+async def test_with_redis_down_a_failed_send_leaves_no_row(dead_redis, db, database_url):
+    dedupe = dedupe_of(dead_redis, database_of(db))
+
+    await claim_and_fail(dedupe, 7, 2002)
+
+    with psycopg.connect(database_url) as connection:
+        assert connection.execute("SELECT count(*) FROM webhook_dedupe").fetchone()[0] == 0
+    assert await claim_and_queue(dedupe, 7, 2002)
 
 
 async def test_postgres_fallback_treats_rows_past_the_ttl_as_absent_and_cleans_them_up(
     dead_redis, db, database_url
 ):
-    dedupe = UpdateDedupe(dead_redis, database_of(db), TTL_SEC)
+    dedupe = dedupe_of(dead_redis, database_of(db))
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
             "INSERT INTO webhook_dedupe (bot_id, update_id, seen_at) VALUES"
@@ -91,15 +138,15 @@ async def test_postgres_fallback_treats_rows_past_the_ttl_as_absent_and_cleans_t
             " (7, 3005, now() - interval '10 seconds')"
         )
 
-        assert await dedupe.claim(7, 3003) is not None
-        assert await dedupe.claim(7, 3005) is None
+        assert await claim_and_queue(dedupe, 7, 3003) is True
+        assert await claim_and_queue(dedupe, 7, 3005) is False
         left = connection.execute("SELECT update_id FROM webhook_dedupe ORDER BY update_id").fetchall()
 
     assert [row[0] for row in left] == [3003, 3005]
 
 
 async def test_with_redis_and_postgres_down_nothing_is_claimed(dead_redis):
-    dedupe = UpdateDedupe(dead_redis, no_database, TTL_SEC)
+    dedupe = dedupe_of(dead_redis, no_database)
 
     with pytest.raises(DedupeUnavailable):
-        await dedupe.claim(7, 4004)
+        await claim_and_queue(dedupe, 7, 4004)

@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Depends, HTTPException, Security, status
+from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel
 
-from tgops.api.auth import ErrorResponse, hash_secret, secret_matches_hash
+from tgops.api.auth import count_failed_authentication, refuse_throttled_client
 from tgops.api.deps import RuntimeDep
+from tgops.api.errors import ErrorResponse
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
 from tgops.cache.rate_limit import hit
 from tgops.runtime import Runtime
+from tgops.security import hash_secret, secret_matches_hash
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
@@ -104,12 +106,15 @@ def _unauthorized(reason: str) -> HTTPException:
 
 
 async def require_api_key(
-    runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
+    request: Request, runtime: RuntimeDep, key: Annotated[str | None, Security(_api_key_header)]
 ) -> ActiveKey:
+    await refuse_throttled_client(runtime, request)
     if not key:
+        await count_failed_authentication(runtime, request)
         raise _unauthorized("missing X-API-Key header")
     found = await find_active_key(await runtime.database(), key)
     if found is None:
+        await count_failed_authentication(runtime, request)
         raise _unauthorized("unknown or revoked API key")
     await _enforce_rate_limit(runtime, found)
     return found
@@ -144,7 +149,7 @@ API_KEY_RESPONSES: dict[int | str, dict] = {
     401: {"model": ErrorResponse, "description": "missing, unknown or revoked API key"},
     429: {
         "model": ErrorResponse,
-        "description": "the key's rate limit is spent",
+        "description": "the key's rate limit is spent, or this client failed to authenticate too often",
         "headers": RETRY_AFTER_HEADER,
     },
 }

@@ -85,12 +85,20 @@ class _DriverClient:
         return await self._command("script_load", script)
 
 
+# Running one of these twice leaves Redis as running it once did; INCR, SET NX and scripts do not.
+IDEMPOTENT_COMMANDS = frozenset({"get", "pttl", "ping", "script_load", "delete", "expire"})
+
+
 @dataclass(frozen=True)
 class _Pending:
     name: str
     args: tuple
     kwargs: dict
     answer: asyncio.Future
+
+    @property
+    def idempotent(self) -> bool:
+        return self.name in IDEMPOTENT_COMMANDS or (self.name == "set" and not self.kwargs.get("nx"))
 
 
 class RedisPyClient(_DriverClient):
@@ -104,9 +112,10 @@ class RedisPyClient(_DriverClient):
         from redis.backoff import NoBackoff
         from redis.exceptions import ConnectionError
 
-        # One retry, and only for a dropped connection: a command that timed out may have run, and an
-        # INCR or SET NX must never run twice.
-        retry = Retry(NoBackoff(), 1, supported_errors=(ConnectionError,))
+        # No retry inside the driver: it would resend any command whose connection dropped, and one
+        # that Redis ran before the drop would run twice (a SET NX then answers "exists", an INCR
+        # counts twice). `_send` resends only the commands that running twice cannot change.
+        retry = Retry(NoBackoff(), 0, supported_errors=(ConnectionError,))
         # redis-py 8 caps a pool at 100 connections and fails the next command; a worker driving many
         # accounts at once needs more. (A BlockingConnectionPool waits instead, but bench/ingress.py
         # measured the webhook path at 1,369 requests/s with it against 1,944 with this one.)
@@ -147,8 +156,13 @@ class RedisPyClient(_DriverClient):
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[_Pending]) -> None:
+        from redis.exceptions import ConnectionError
+
         try:
-            results = await self._results(batch)
+            try:
+                results = await self._results(batch)
+            except ConnectionError as error:
+                results = await self._resend_idempotent(batch, error)
         except asyncio.CancelledError:
             for pending in batch:
                 pending.answer.cancel()
@@ -162,6 +176,18 @@ class RedisPyClient(_DriverClient):
                 pending.answer.set_exception(result)
             else:
                 pending.answer.set_result(result)
+
+    async def _resend_idempotent(self, batch: list[_Pending], error: Exception) -> list[Any]:
+        """Once more, on a new connection, the commands of a batch whose connection dropped that are
+        safe to run twice; the others answer the error (they may have run)."""
+        again = [pending for pending in batch if pending.idempotent]
+        if not again:
+            return [error] * len(batch)
+        try:
+            resent = dict(zip(map(id, again), await self._results(again)))
+        except Exception as second:  # noqa: BLE001 -- each caller gets the error as its answer
+            resent = dict.fromkeys(map(id, again), second)
+        return [resent.get(id(pending), error) for pending in batch]
 
     async def _results(self, batch: list[_Pending]) -> list[Any]:
         """One command as it is; several as one pipeline: one write, one read and one pooled connection

@@ -78,7 +78,8 @@ def validate_dispatch_lock(group_key: str) -> str:
 
 
 def unhandled_updates(update_type: str) -> str:
-    """Count of webhook updates of a type no consumer handles; not in ARCHITECTURE.md's table."""
+    """Count of webhook updates of a type no consumer handles, since its first one; expires after
+    settings.webhook_unhandled_count_ttl_sec (a day)."""
     return f"webhook:unhandled:{update_type}"
 
 

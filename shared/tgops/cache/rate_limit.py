@@ -1,4 +1,5 @@
-"""Fixed-window rate limits in Redis: one atomic Lua call per hit (cache/lua/rate_limit.lua).
+"""Fixed-window counters in Redis, one atomic Lua call each: rate limits (cache/lua/rate_limit.lua) and
+plain counts that expire (cache/lua/count_in_window.lua).
 
 A fixed window lets a subject spend at most twice its limit across one window boundary; for
 operator API keys that is acceptable, and it costs a single counter per subject.
@@ -28,3 +29,8 @@ class RateDecision:
 async def hit(client: RedisClient, key: str, *, limit: int, window_sec: int) -> RateDecision:
     allowed, remaining, reset_ms = await script("rate_limit").run(client, [key], [limit, window_sec * 1000])
     return RateDecision(bool(int(allowed)), int(remaining), int(reset_ms))
+
+
+async def count_in_window(client: RedisClient, key: str, *, window_sec: int) -> int:
+    """Count one event in `key`, which expires `window_sec` after its first event."""
+    return int(await script("count_in_window").run(client, [key], [window_sec * 1000]))

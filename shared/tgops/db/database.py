@@ -1,14 +1,17 @@
 """The one narrow wrapper every database call goes through.
 
 It takes a pooled connection (psycopg 3 async pool, `dict_row`), runs a named query from
-db/queries/*.sql and turns driver errors into tgops.db.errors.
+db/queries/*.sql and turns driver errors into tgops.db.errors. Each connection is checked when taken from
+the pool (one that the server closed while a Lambda was frozen is replaced, not handed out) and carries
+its role's timeouts, so no statement or lock wait holds a request or a job past its budget.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,7 +20,35 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tgops.db.errors import ConflictError, DatabaseError, DatabaseUnavailable
 from tgops.db.queries import query
 
+if TYPE_CHECKING:
+    from tgops.config import Settings
+
 Row = dict[str, Any]
+Role = Literal["api", "worker"]
+
+
+@dataclass(frozen=True)
+class SessionTimeouts:
+    """Postgres's statement_timeout, lock_timeout and idle_in_transaction_session_timeout; 0 means none."""
+
+    statement_ms: int
+    lock_ms: int
+    idle_in_transaction_ms: int = 0
+
+    @classmethod
+    def for_role(cls, settings: Settings, role: Role) -> SessionTimeouts:
+        return cls(
+            statement_ms=getattr(settings, f"database_{role}_statement_timeout_ms"),
+            lock_ms=getattr(settings, f"database_{role}_lock_timeout_ms"),
+            idle_in_transaction_ms=settings.database_idle_in_transaction_timeout_ms,
+        )
+
+    def as_params(self) -> dict[str, str]:
+        return {
+            "statement_ms": str(self.statement_ms),
+            "lock_ms": str(self.lock_ms),
+            "idle_in_transaction_ms": str(self.idle_in_transaction_ms),
+        }
 
 
 @asynccontextmanager
@@ -75,21 +106,39 @@ class Database:
         max_size: int = 10,
         transaction_pooler: bool = False,
         timeout_sec: float = 5.0,
+        timeouts: SessionTimeouts | None = None,
     ) -> Database:
         # A transaction pooler (Supabase :6543) hands each transaction a different backend, so
-        # server-side prepared statements would vanish between calls: never prepare there.
+        # server-side prepared statements would vanish between calls: never prepare there. For the same
+        # reason a session setting would land on whichever backend ran it: behind the pooler the
+        # timeouts belong on the database role (ALTER ROLE ... SET statement_timeout = ...).
         kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
         if transaction_pooler:
             kwargs["prepare_threshold"] = None
+        configure = None
+        if timeouts is not None and not transaction_pooler:
+            params = timeouts.as_params()
+
+            async def configure(connection: psycopg.AsyncConnection) -> None:
+                await connection.execute(query("set_session_timeouts"), params)
+
         pool = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, kwargs=kwargs, timeout=timeout_sec, open=False
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=kwargs,
+            timeout=timeout_sec,
+            open=False,
+            configure=configure,
+            check=AsyncConnectionPool.check_connection,
         )
         async with translated_errors():
             await pool.open(wait=min_size > 0, timeout=timeout_sec)
         return cls(pool)
 
     @classmethod
-    async def from_settings(cls, settings: Settings) -> Database:  # noqa: F821
+    async def from_settings(cls, settings: Settings, role: Role = "worker") -> Database:
+        """API requests (role "api") give up on a statement or a lock sooner than workers and jobs."""
         if not settings.database_url:
             raise DatabaseUnavailable("TGOPS_DATABASE_URL is not set")
         return await cls.connect(
@@ -98,6 +147,7 @@ class Database:
             max_size=settings.database_pool_max,
             transaction_pooler=settings.uses_transaction_pooler,
             timeout_sec=settings.database_connect_timeout_sec,
+            timeouts=SessionTimeouts.for_role(settings, role),
         )
 
     async def close(self) -> None:

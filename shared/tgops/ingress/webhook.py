@@ -2,36 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from tgops.api.auth import secret_matches_hash
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
-from tgops.ingress.dedupe import Claim, UpdateDedupe
+from tgops.cache.rate_limit import count_in_window
+from tgops.ingress.dedupe import UpdateDedupe
 from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.ingress.routing import route_update
 from tgops.messaging.envelopes import encode
+from tgops.messaging.errors import QueueUnavailable
+from tgops.security import secret_matches_hash, secrets_match
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
+    from tgops.config import Settings
     from tgops.db.database import Database
     from tgops.messaging.sqs import QueueSender
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 1024 * 1024
-MAX_UPDATE_ID = 2**63 - 1  # Postgres bigint, where the fallback dedupe stores it
+# Telegram's ids have at most 52 significant bits (they fit a double, so every JSON parser reads them
+# exactly), and the fallback dedupe stores them as Postgres bigint.
+MAX_UPDATE_ID = 2**53 - 1
 
 
 class InvalidUpdate(ValueError):
     """The body is not a Telegram update; the message says why."""
 
 
-class EnqueueFailed(Exception):
-    """The update could not be queued; its claim was released so Telegram's retry gets through."""
+class EnqueueFailed(QueueUnavailable):
+    """The update could not be queued; its claim was released so Telegram's retry gets through (503)."""
 
 
 class Outcome(str, Enum):
@@ -60,6 +65,11 @@ def parse_update(body: bytes) -> dict[str, Any]:
     return update
 
 
+def main_bot_secret_matches(settings: Settings, secret: str | None) -> bool:
+    """The main bot's webhook secret is TGOPS_TELEGRAM_WEBHOOK_SECRET (the placeholder matches nothing)."""
+    return secrets_match(secret, settings.telegram_webhook_secret.get_secret_value())
+
+
 async def bot_secret_matches(database: Database, bot_id: int, secret: str | None) -> bool:
     row = await database.fetch_one("active_bot_webhook_secret_hash", {"bot_id": bot_id})
     return row is not None and secret_matches_hash(secret, row["webhook_secret_hash"])
@@ -70,6 +80,8 @@ class WebhookIngress:
     dedupe: UpdateDedupe
     queues: QueueSender
     redis: RedisClient
+    send_timeout_sec: float
+    unhandled_count_ttl_sec: int
 
     async def accept(self, bot_id: int, update: dict[str, Any]) -> Outcome:
         """Queue a new update once. Raises DedupeUnavailable or EnqueueFailed: answer 5xx, Telegram retries."""
@@ -78,36 +90,33 @@ class WebhookIngress:
             await self._count_unhandled(route.update_type)
             return Outcome.IGNORED
         update_id = update["update_id"]
-        claim = await self.dedupe.claim(bot_id, update_id)
-        if claim is None:
-            return Outcome.DUPLICATE
-        message = TelegramUpdateReceived(
-            bot_id=bot_id, update_id=update_id, update_type=route.update_type, update=update
-        )
-        try:
-            await self.queues.send(
-                route.queue,
-                encode(message),
-                group_id=route.group_id(bot_id),
-                dedup_id=f"{bot_id}:{update_id}",
+        async with self.dedupe.claim(bot_id, update_id) as new:
+            if not new:
+                return Outcome.DUPLICATE
+            message = TelegramUpdateReceived(
+                bot_id=bot_id, update_id=update_id, update_type=route.update_type, update=update
             )
-        except Exception as error:  # whatever failed, the update is not queued: forget the claim
-            await self._release(claim)
-            raise EnqueueFailed(f"could not queue update {update_id} to {route.queue}: {error}") from error
+            try:
+                # Cut off inside the request's deadline. A send still running in its thread after the cut
+                # may land; its FIFO deduplication id then drops the copy Telegram's retry brings.
+                async with asyncio.timeout(self.send_timeout_sec):
+                    await self.queues.send(
+                        route.queue,
+                        encode(message),
+                        group_id=route.group_id(bot_id),
+                        dedup_id=f"{bot_id}:{update_id}",
+                    )
+            except Exception as error:  # whatever failed, the update is not queued: the claim is dropped
+                raise EnqueueFailed(
+                    f"could not queue update {update_id} to {route.queue}: {error!r}"
+                ) from error
         return Outcome.QUEUED
-
-    async def _release(self, claim: Claim) -> None:
-        try:
-            await self.dedupe.release(claim)
-        except Exception:
-            # The claim now outlives the failed enqueue until its TTL; Telegram's later retries get through.
-            log.exception(
-                "could not release the dedupe claim of update %s (bot %s)", claim.update_id, claim.bot_id
-            )
 
     async def _count_unhandled(self, update_type: str) -> None:
         log.info("ignoring a %s update: no consumer handles it", update_type)
         try:
-            await self.redis.incr(keys.unhandled_updates(update_type))
+            await count_in_window(
+                self.redis, keys.unhandled_updates(update_type), window_sec=self.unhandled_count_ttl_sec
+            )
         except CacheError as error:
             log.warning("could not count an unhandled %s update: %s", update_type, error)

@@ -109,7 +109,16 @@ def translated_errors(action: str) -> Iterator[None]:
 class SqsQueues:
     """The topology's queues on SQS. Logical names (`dm_queue`, `dm_queue-dlq`) in, boto3 out."""
 
-    def __init__(self, settings: Settings | None = None, *, specs: Iterable[QueueSpec] = QUEUES) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        specs: Iterable[QueueSpec] = QUEUES,
+        connect_timeout_sec: float = 5,
+        read_timeout_sec: float = MAX_WAIT_TIME_SEC + 10,  # a long poll holds the connection up to 20 s
+        max_retries: int = 3,  # botocore's `max_attempts`: retries after the first attempt
+    ) -> None:
+        """The timeouts suit receivers; a sender inside a request's deadline (the webhook) passes tighter ones."""
         settings = settings or get_settings()
         self.specs = tuple(specs)
         self.client = boto3.client(
@@ -117,9 +126,9 @@ class SqsQueues:
             region_name=settings.aws_region,
             endpoint_url=settings.sqs_endpoint_url,
             config=Config(
-                connect_timeout=5,
-                read_timeout=MAX_WAIT_TIME_SEC + 10,  # a long poll holds the connection up to 20 s
-                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=connect_timeout_sec,
+                read_timeout=read_timeout_sec,
+                retries={"mode": "standard", "max_attempts": max_retries},
                 max_pool_connections=32,
             ),
         )

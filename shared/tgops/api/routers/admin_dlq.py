@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from tgops.api.auth import AdminDep, error_responses
+from tgops.api.auth import AdminDep
 from tgops.api.deps import RuntimeDep
-from tgops.db.errors import DatabaseError
+from tgops.api.errors import SERVICE_UNAVAILABLE, THROTTLED, ErrorResponse, error_responses
 from tgops.messaging.dlq import MAX_PEEK, MAX_REPLAY_PER_CALL, DeadLetters
-from tgops.messaging.errors import QueueUnavailable
 from tgops.messaging.topology import QUEUES_BY_NAME
 from tgops.runtime import Runtime
 
@@ -22,7 +19,7 @@ router = APIRouter(
     prefix="/admin/dlq",
     tags=["admin"],
     dependencies=[AdminDep],
-    responses=error_responses(401, 503),
+    responses={**error_responses(401), **THROTTLED, **SERVICE_UNAVAILABLE},
 )
 
 QueueName = Literal[tuple(QUEUES_BY_NAME)]  # type: ignore[valid-type]
@@ -74,31 +71,23 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=MAX_PEEK)] = 50,
 ) -> DlqListing:
     """The queue's dead letters with the recorded failure reason; they stay in the DLQ."""
-    async with _unavailable_as_503():
-        view = await (await _dead_letters(runtime, queue)).view(limit)
+    view = await (await _dead_letters(runtime, queue)).view(limit)
     return DlqListing.model_validate(view, from_attributes=True)
 
 
-@router.post("/{queue}/replay", response_model=ReplayResponse)
+@router.post(
+    "/{queue}/replay",
+    response_model=ReplayResponse,
+    responses={400: {"model": ErrorResponse, "description": "the body cannot be read"}},
+)
 async def replay_dead_letters(
     queue: QueueName, runtime: RuntimeDep, request: ReplayRequest | None = None
 ) -> ReplayResponse:
     """Send all (or the chosen) dead letters back to the source queue; running it twice is safe."""
     message_ids = request.message_ids if request else None
-    async with _unavailable_as_503():
-        result = await (await _dead_letters(runtime, queue)).replay(message_ids)
+    result = await (await _dead_letters(runtime, queue)).replay(message_ids)
     return ReplayResponse.model_validate(result, from_attributes=True)
 
 
 async def _dead_letters(runtime: Runtime, queue: str) -> DeadLetters:
     return DeadLetters(runtime.queues(), await runtime.database(), QUEUES_BY_NAME[queue])
-
-
-@asynccontextmanager
-async def _unavailable_as_503() -> AsyncIterator[None]:
-    try:
-        yield
-    except QueueUnavailable as error:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"queue unavailable: {error}") from None
-    except DatabaseError:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable") from None

@@ -6,15 +6,14 @@ requests refer to its chat, and `PATCH` with `"is_active": true` brings it back.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, model_validator
 
 from tgops.api.api_keys import API_KEY_RESPONSES, ApiKeyDep
-from tgops.api.auth import ErrorResponse
 from tgops.api.deps import RuntimeDep
+from tgops.api.errors import SERVICE_UNAVAILABLE, ErrorResponse
 from tgops.broadcast.jobs import (
     HTTP_URL,
     MAX_CHAT_ID,
@@ -28,31 +27,21 @@ from tgops.broadcast.jobs import (
     json_integer,
 )
 from tgops.broadcast.submit import IdempotencyConflict, IdempotencyUnavailable, submit
-from tgops.db.errors import DatabaseUnavailable
+from tgops.cache.errors import RedisUnavailable
 from tgops.groups import repository
 from tgops.groups.repository import GroupExists, ManagedGroup
-from tgops.messaging.errors import QueueUnavailable
 
 MAX_DB_ID = 2**63 - 1
-BAD_BODY = {400: {"model": ErrorResponse, "description": "the body is not JSON"}}
-RETRY_AFTER_SEC = 5
-
-
-async def database_unavailable_as_503() -> AsyncIterator[None]:
-    """The API key check and the groups need Postgres: when it is away, say so and when to retry."""
-    try:
-        yield
-    except DatabaseUnavailable:
-        raise _unavailable("the database is unavailable", "nothing was changed") from None
+# FastAPI answers 400 itself for a body it cannot read (one that is not UTF-8, say); invalid JSON is 422.
+BAD_BODY = {400: {"model": ErrorResponse, "description": "the body cannot be read"}}
 
 
 router = APIRouter(
     prefix="/api",
     responses={
         **API_KEY_RESPONSES,
-        503: {"model": ErrorResponse, "description": "a dependency is unavailable; nothing was done"},
+        **SERVICE_UNAVAILABLE,
     },
-    dependencies=[Depends(database_unavailable_as_503)],
 )
 
 
@@ -108,24 +97,14 @@ async def send_messages(
         )
     except IdempotencyConflict as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
-    except QueueUnavailable:
-        raise _unavailable("the broadcast queue is unavailable") from None
-    except IdempotencyUnavailable:
-        raise _unavailable("the Idempotency-Key cannot be recorded now") from None
+    except IdempotencyUnavailable as error:
+        raise RedisUnavailable(f"the Idempotency-Key cannot be recorded: {error}") from error
     return SendMessagesAccepted(
         job_id=submitted.job_id,
         replayed=submitted.replayed,
         queue=QUEUE,
         target="chat_ids" if job.chat_ids is not None else "all_active_groups",
         chat_count=len(job.chat_ids) if job.chat_ids is not None else None,
-    )
-
-
-def _unavailable(reason: str, consequence: str = "nothing was queued") -> HTTPException:
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        f"{reason}; {consequence}, retry later",
-        headers={"Retry-After": str(RETRY_AFTER_SEC)},
     )
 
 
