@@ -68,7 +68,8 @@ def test_every_success_answer_has_a_schema(document):
         label
         for label, operation in operations(document)
         for status, answer in operation["responses"].items()
-        if status.startswith("2") and not answer.get("content", {}).get("application/json", {}).get("schema")
+        if status.startswith("2")
+        and not any(media.get("schema") for media in answer.get("content", {}).values())
     ]
 
     assert missing == []

@@ -45,6 +45,11 @@ def error_responses(*codes: int) -> dict[int | str, dict]:
     return {code: {"model": ErrorResponse} for code in codes}
 
 
+# FastAPI answers 400 itself for a body it cannot read (one that is not UTF-8, say); invalid JSON is 422.
+BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "the body cannot be read"}
+}
+
 RETRY_AFTER_HEADER = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
 }

@@ -17,8 +17,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from tgops.api.api_keys import API_KEY_RESPONSES, ApiKeyDep
-from tgops.api.auth import AdminDep, error_responses
+from tgops.api.auth import AdminDep
 from tgops.api.deps import RuntimeDep
+from tgops.api.errors import error_responses
 from tgops.broadcast.jobs import QUEUE
 from tgops.broadcast.messages import BroadcastDelete
 from tgops.db.errors import DatabaseUnavailable
@@ -116,7 +117,7 @@ async def delete_broadcast(job_id: JobId, api_key: ApiKeyDep, runtime: RuntimeDe
     "/admin/sent_messages.csv",
     dependencies=[AdminDep],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}, **error_responses(401)},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **error_responses(401)},
 )
 async def sent_messages_csv(
     runtime: RuntimeDep,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from tgops.api.api_keys import API_KEY_RESPONSES, ApiKeyDep
 from tgops.api.deps import RuntimeDep
+from tgops.api.errors import BAD_BODY
 from tgops.broadcast.jobs import HTTP_URL, VISIBLE_TEXT, StrictModel
 from tgops.dm import live
 
@@ -51,7 +52,7 @@ class LiveStreamList(BaseModel):
     items: list[LiveStreamOut]
 
 
-@router.put("")
+@router.put("", responses=BAD_BODY)
 async def publish_live_streams(
     request: LiveStreamsPut, runtime: RuntimeDep, _: ApiKeyDep
 ) -> LiveStreamsPublished:

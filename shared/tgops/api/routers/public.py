@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from tgops.api.api_keys import API_KEY_RESPONSES, ApiKeyDep
 from tgops.api.deps import RuntimeDep
-from tgops.api.errors import SERVICE_UNAVAILABLE, ErrorResponse
+from tgops.api.errors import BAD_BODY, SERVICE_UNAVAILABLE, ErrorResponse
 from tgops.broadcast.jobs import (
     HTTP_URL,
     MAX_CHAT_ID,
@@ -32,8 +32,6 @@ from tgops.groups import repository
 from tgops.groups.repository import GroupExists, ManagedGroup
 
 MAX_DB_ID = 2**63 - 1
-# FastAPI answers 400 itself for a body it cannot read (one that is not UTF-8, say); invalid JSON is 422.
-BAD_BODY = {400: {"model": ErrorResponse, "description": "the body cannot be read"}}
 
 
 router = APIRouter(
