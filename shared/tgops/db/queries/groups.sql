@@ -76,7 +76,8 @@ WHERE target_chat_id = %(old_chat_id)s AND status = 'pending';
 
 -- name: join_request_record
 -- Once per chat and user: a redelivered update finds the row and changes nothing. A user who asks
--- again after a decision (a later request date) reopens the row.
+-- again after a decision reopens the row: Telegram's dates are whole seconds, and asking again takes
+-- leaving first, so a request dated within 2 s of the decision is the same request seen again.
 INSERT INTO join_requests (chat_id, user_id, username, requested_at, source)
 VALUES (%(chat_id)s, %(user_id)s, %(username)s, %(requested_at)s, %(source)s)
 ON CONFLICT (chat_id, user_id) DO UPDATE SET
@@ -84,7 +85,7 @@ ON CONFLICT (chat_id, user_id) DO UPDATE SET
     decided_at = NULL, action = NULL, due_at = NULL, claimed_at = NULL, error = NULL, attempts = 0,
     source = EXCLUDED.source
 WHERE join_requests.status IN ('approved', 'declined', 'failed')
-  AND join_requests.decided_at < EXCLUDED.requested_at
+  AND join_requests.decided_at + interval '2 seconds' < EXCLUDED.requested_at
 RETURNING *;
 
 -- name: join_request_schedule
