@@ -226,7 +226,7 @@ class Settings(BaseSettings):
     broadcast_parallelism: int = Field(1, ge=1)  # consumers one job is fanned out to
     broadcast_unconfirmed_after_sec: float = Field(120, gt=0)  # a send in flight this long is unknown
     group_decision_interval_sec: float = Field(1, ge=0)  # join-request decisions per group
-    group_decision_wait_sec: float = Field(20, ge=0)  # a consumer waits this long for due decisions
+    group_decision_wait_sec: float = Field(4, ge=0)  # per message: 10 in a batch stay inside 60 s
     group_member_count_interval_min: int = Field(60, ge=1)
     group_kick_interval_min: int = Field(60, ge=1)
 

@@ -132,6 +132,17 @@ async def test_monitoring_holds_requests_or_declines_them_when_the_group_says_so
     assert statuses(database_url) == {31: "pending", 32: "declined"}
 
 
+async def test_another_update_for_a_request_just_decided_decides_nothing_again(
+    runtime, bot_api, db, managed, database_url
+):
+    now = int(time.time())
+    await handle(runtime, received(join_request(42, date=now)))
+    await handle(runtime, received(join_request(42, update_id=4200, date=now + 1)))  # same second, rounded
+
+    assert [c.params["user_id"] for c in bot_api.calls_to("approveChatJoinRequest")] == [42]
+    assert statuses(database_url) == {42: "approved"}
+
+
 async def test_a_request_again_after_a_decision_is_a_new_request(runtime, bot_api, db, managed, database_url):
     now = int(time.time())
     await handle(runtime, received(join_request(41, date=now - 3600)))

@@ -164,7 +164,7 @@ class BroadcastRun:
             return
         target = {"chat_id": row["target_chat_id"]}
 
-        async def request(bot, to_chat: int | None):
+        async def mark_in_flight(to_chat: int | None) -> None:
             target["chat_id"] = to_chat
             marked = await self._db.fetch_one(
                 "broadcast_mark_sending",
@@ -172,10 +172,14 @@ class BroadcastRun:
             )
             if marked is None:
                 raise _LeaseLost
+
+        async def request(bot, to_chat: int | None):
             return await self._send(bot, to_chat, code)
 
         try:
-            message = await self._client.call(request, chat_id=row["target_chat_id"], lane=Lane.BULK)
+            message = await self._client.call(
+                request, chat_id=row["target_chat_id"], lane=Lane.BULK, prepare=mark_in_flight
+            )
         except _LeaseLost:
             log.warning("broadcast %s lost its lease on chat %s; another run has it", self.job_id, chat_id)
         except RetryAfter:

@@ -121,3 +121,8 @@ def bot_chat_spacing(bot_key: str, chat_id: int) -> str:
 def bot_pause(bot_key: str) -> str:
     """Set for `retry_after` after a 429: every consumer of the bot waits it out."""
     return f"tg:bot:{bot_key}:pause"
+
+
+def decision_pump(bot_key: str) -> str:
+    """Held by the one consumer making a bot's due join-request decisions (token lock)."""
+    return f"tg:bot:{bot_key}:decision-pump"

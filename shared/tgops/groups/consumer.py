@@ -12,13 +12,14 @@ Only the main bot's groups are managed here; updates of other bots' groups are r
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from tgops.groups import join_requests, maintenance
 from tgops.groups.chats import migration_hook
-from tgops.groups.messages import GroupMaintenance
+from tgops.groups.messages import QUEUE, GroupMaintenance
 from tgops.ingress.messages import MAIN_BOT_ID, TelegramUpdateReceived
-from tgops.messaging.envelopes import decode_any
+from tgops.messaging.envelopes import decode_any, encode
 from tgops.telegram.bot_client import BotClient, bot_client
 
 if TYPE_CHECKING:
@@ -49,9 +50,7 @@ async def handle(runtime: Runtime, message: Received) -> None:
     if decoded.update_type == "chat_join_request":
         recorded = await join_requests.record(db, payload, runtime.settings)
         if recorded is not None and decoded.bot_id == MAIN_BOT_ID:
-            wait = runtime.settings.group_decision_wait_sec
-            client = await main_bot(runtime)
-            await join_requests.decide_due(db, client, runtime.settings, payload["chat"]["id"], wait)
+            await _decide(runtime, db, payload["chat"]["id"])
     elif decoded.update_type == "chat_member":
         await _member_changed(db, payload)
     elif decoded.update_type == "my_chat_member":
@@ -61,14 +60,25 @@ async def handle(runtime: Runtime, message: Received) -> None:
 
 
 async def _maintain(runtime: Runtime, db: Database, job: GroupMaintenance) -> None:
-    client = await main_bot(runtime)
     if job.task == "decide":
-        wait = runtime.settings.group_decision_wait_sec
-        await join_requests.decide_due(db, client, runtime.settings, job.chat_id, wait)
-    elif job.task == "member_count":
+        await _decide(runtime, db, job.chat_id)
+        return
+    client = await main_bot(runtime)
+    if job.task == "member_count":
         await maintenance.refresh_member_count(db, client, job.chat_id)
     else:
         await maintenance.remove_inactive(db, client, job.chat_id)
+
+
+async def _decide(runtime: Runtime, db: Database, chat_id: int) -> None:
+    """Pump the due decisions; if time ran out with some still waiting, go on in a fresh message."""
+    wait = runtime.settings.group_decision_wait_sec
+    client = await main_bot(runtime)
+    _, unfinished = await join_requests.decide_due(db, client, runtime.settings, runtime.redis(), wait)
+    if unfinished:
+        job = GroupMaintenance(chat_id=chat_id, task="decide")
+        slot = int(time.time())
+        await runtime.queues().send(QUEUE, encode(job), group_id=job.group_id, dedup_id=f"decide:{slot}")
 
 
 async def _member_changed(db: Database, update: dict[str, Any]) -> None:

@@ -1,6 +1,11 @@
 """Join requests: recorded once per chat and user, decided by the group's phase policy, at most once,
 paced through the Postgres action queue (the `queued` rows of `join_requests`, each with its `due_at`).
 
+One consumer at a time per bot pumps the queue (a Redis lock): it makes the due decisions of all
+groups concurrently, one at a time per group, and waits for the next ones for up to
+`TGOPS_GROUP_DECISION_WAIT_SEC`; the others only record. What is still queued when it stops is
+picked up by the next join request or by `group_tick`.
+
 Policy: each phase has its action (`growth_join_action`, default approve; `monitoring_join_action`,
 default hold). A held request stays `pending` for the operator. Approvals and declines take the
 group's next decision slot (`TGOPS_GROUP_DECISION_INTERVAL_SEC` apart, or the group's own interval),
@@ -21,15 +26,21 @@ from typing import TYPE_CHECKING, Any
 
 from telegram.error import BadRequest, TelegramError
 
+from tgops.cache import keys
+from tgops.cache.lock import TokenLock
 from tgops.telegram.bot_client import PACING_MARGIN, BotClient, Lane
 
 if TYPE_CHECKING:
+    from tgops.cache.client import RedisClient
     from tgops.config import Settings
     from tgops.db.database import Database
 
 log = logging.getLogger(__name__)
 
 ALREADY_DECIDED = ("hide_requester_missing", "user_already_participant")
+PUMP_LOCK_MS = 10_000  # a pump that died frees the lock this soon
+CLAIM_BATCH = 50  # decisions claimed (one per group) and made at once
+MIN_POLL_SEC = 0.01
 
 
 async def record(
@@ -74,28 +85,49 @@ def policy(group: dict[str, Any] | None) -> str:
 
 
 async def decide_due(
-    db: Database, client: BotClient, settings: Settings, chat_id: int, wait_sec: float
-) -> int:
-    """Make the chat's due decisions, waiting up to `wait_sec` for ones due soon; returns how many."""
-    deadline = time.monotonic() + wait_sec
-    group = await db.fetch_one("group_get_by_chat_id", {"chat_id": chat_id})
-    interval = (group or {}).get("decision_interval_sec")
-    interval = settings.group_decision_interval_sec if interval is None else interval
-    spacing = {"chat_id": chat_id, "interval_sec": interval * PACING_MARGIN}
+    db: Database, client: BotClient, settings: Settings, redis: RedisClient, wait_sec: float
+) -> tuple[int, bool]:
+    """Make the due decisions of every group, unless another consumer already does (one pump per
+    bot at a time, through a Redis lock): concurrently across groups, one at a time per group, for up
+    to `wait_sec`. Returns how many were made here, and whether this run stopped with decisions still
+    waiting and nobody else pumping (the caller queues a `decide` job to go on)."""
     decided = 0
-    while True:
-        row = await db.fetch_one("join_request_claim_due", spacing)
-        if row is not None:
-            await _decide(db, client, row)
-            decided += 1
+    deadline = time.monotonic() + wait_sec
+    pump = TokenLock(redis, keys.decision_pump(client.key), PUMP_LOCK_MS)
+    while await pump.acquire():
+        try:
+            decided += await _pump(db, client, settings, pump, deadline)
+        finally:
+            await pump.release()
+        # A request recorded while the lock was being released found it taken: look once more.
+        waiting = await db.fetch_one("join_request_next_due", _spacing(settings))
+        if not waiting["waiting"]:
+            return decided, False
+        if time.monotonic() >= deadline:
+            return decided, True
+    return decided, False
+
+
+async def _pump(db: Database, client: BotClient, settings: Settings, pump: TokenLock, deadline: float) -> int:
+    decided = 0
+    spacing = _spacing(settings)
+    while time.monotonic() < deadline:
+        await pump.extend(PUMP_LOCK_MS)
+        rows = await db.fetch_all("join_request_claim_due", {**spacing, "limit": CLAIM_BATCH})
+        if rows:
+            await asyncio.gather(*(_decide(db, client, row) for row in rows))
+            decided += len(rows)
             continue
         due = await db.fetch_one("join_request_next_due", spacing)
         if not due["waiting"]:
             return decided
-        wait = max(0.0, float(due["wait_sec"]))
-        if time.monotonic() + wait > deadline:
-            return decided  # group_tick queues the rest when they fall due
-        await asyncio.sleep(wait + 0.01)
+        wait = min(max(0.0, float(due["wait_sec"] or 0)), deadline - time.monotonic())
+        await asyncio.sleep(max(wait, MIN_POLL_SEC))
+    return decided
+
+
+def _spacing(settings: Settings) -> dict[str, float]:
+    return {"default_interval_sec": settings.group_decision_interval_sec, "margin": PACING_MARGIN}
 
 
 async def _decide(db: Database, client: BotClient, row: dict[str, Any]) -> None:

@@ -25,7 +25,8 @@ async def run(runtime: Runtime) -> dict[str, int]:
     db = await runtime.database()
     settings = runtime.settings
     due = {
-        "decide": await join_requests.chats_with_due_decisions(db, GROUPS_PER_RUN),
+        # One job starts the decision pump, which serves every group.
+        "decide": (await join_requests.chats_with_due_decisions(db, GROUPS_PER_RUN))[:1],
         "member_count": _chats(
             await db.fetch_all(
                 "groups_due_member_count",

@@ -55,8 +55,9 @@ T = TypeVar("T")
 
 TELEGRAM_CALLS_PER_SEC = 30  # per bot, all chats together
 TELEGRAM_GROUP_SPACING_SEC = 3.0  # 20 messages a minute per group
-PACING_MARGIN = 1.03  # a little under each rate, so network jitter never pushes a second over it
+PACING_MARGIN = 1.04  # a little under each rate, so network jitter never pushes a second over it
 MAX_FLOOD_RETRIES = 5
+BULK_LEAD_MS = 100  # a bulk slot is reserved this far ahead: time for the broadcaster's in-flight marker
 CHAT_FAILURES = (
     "chat not found",
     "bot was kicked",
@@ -144,29 +145,37 @@ class SendLimiter:
         self._key = key
         self._pacing = pacing
 
-    async def acquire(self, lane: Lane, chat_id: int | None) -> None:
-        """Wait until this call may go: its lane's slot, its chat's spacing, no 429 pause."""
+    async def reserve(self, lane: Lane, chat_id: int | None) -> float:
+        """Reserve this call's slot (its lane, its chat's spacing, no 429 pause): the loop time to call at."""
         spacing = self._pacing.spacing_ms(chat_id) if chat_id is not None else 0
         lane_key = keys.bot_lane(self._key, lane.value)
         chat_key = keys.bot_chat_spacing(self._key, chat_id) if chat_id is not None else lane_key
-        pause_key = keys.bot_pause(self._key)
+        loop = asyncio.get_running_loop()
         while True:
             reserved, wait_ms = await script("bot_send_slot").run(
-                self._redis, [lane_key, chat_key, pause_key], [self._pacing.interval_ms(lane), spacing]
+                self._redis,
+                [lane_key, chat_key, keys.bot_pause(self._key)],
+                [self._pacing.interval_ms(lane), spacing],
             )
-            if int(wait_ms) > 0:
-                await asyncio.sleep(int(wait_ms) / 1000)
-            if int(reserved) and not await self._paused():
-                return
+            if int(reserved):
+                return loop.time() + int(wait_ms) / 1000
+            await asyncio.sleep(int(wait_ms) / 1000)
+
+    async def wait_for(self, slot: float) -> bool:
+        """Sleep until the slot; False when a 429 paused the bot meanwhile (reserve again)."""
+        paused = asyncio.ensure_future(self._redis.pttl(keys.bot_pause(self._key)))  # asked while sleeping
+        await asyncio.sleep(max(0.0, slot - asyncio.get_running_loop().time()))
+        return await paused <= 0
+
+    async def acquire(self, lane: Lane, chat_id: int | None) -> None:
+        """Wait until a call may go now."""
+        while not await self.wait_for(await self.reserve(lane, chat_id)):
+            pass
 
     async def pause(self, seconds: float) -> None:
         await script("bot_pause").run(
             self._redis, [keys.bot_pause(self._key)], [max(1, round(seconds * 1000))]
         )
-
-    async def _paused(self) -> bool:
-        """A 429 that came while this call waited for its slot holds it back too."""
-        return await self._redis.pttl(keys.bot_pause(self._key)) > 0
 
 
 # --- the dry-run outbox -------------------------------------------------------------------------
@@ -265,16 +274,27 @@ class BotClient:
         self._on_migrated = on_migrated
 
     async def call(
-        self, request: Callable[[Bot, int | None], Awaitable[T]], *, chat_id: int | None, lane: Lane
+        self,
+        request: Callable[[Bot, int | None], Awaitable[T]],
+        *,
+        chat_id: int | None,
+        lane: Lane,
+        prepare: Callable[[int | None], Awaitable[None]] | None = None,
     ) -> T:
         """`await request(bot, chat_id)` under the limits, after any 429 pause and migration.
 
         `chat_id` is the chat the call writes to (spaced per chat), or None for calls that send no
-        message (decisions, deletions, lookups), which only take a slot of their lane.
+        message (decisions, deletions, lookups), which only take a slot of their lane. `prepare(chat_id)`
+        runs once the slot is reserved and before it comes (e.g. an in-flight marker), so the call itself
+        goes out on time.
         """
         floods = 0
         while True:
-            await self.limiter.acquire(lane, chat_id)
+            slot = await self.limiter.reserve(lane, chat_id)
+            if prepare is not None:
+                await prepare(chat_id)
+            if not await self.limiter.wait_for(slot):
+                continue
             try:
                 return await request(self.bot, chat_id)
             except RetryAfter as error:

@@ -1,7 +1,9 @@
 -- Reserve one Bot API call slot for a bot, shared by every consumer of that bot.
 -- KEYS[1] the lane's next free time (ms), KEYS[2] the chat's next free time (ms; ignored when
 -- ARGV[2] is 0), KEYS[3] the bot's 429 pause.
--- ARGV[1] the lane's interval between calls (ms), ARGV[2] the chat's spacing (ms, 0: no chat).
+-- ARGV[1] the lane's interval between calls (ms), ARGV[2] the chat's spacing (ms, 0: no chat),
+-- ARGV[3] the lead (ms): the earliest slot is this far ahead, so what the caller does before its call
+-- (an in-flight marker) never makes it later than its slot, closer to the next one.
 -- Returns {1, ms to wait before calling} when a slot is reserved, or {0, ms to wait before asking
 -- again} when the bot is paused or the chat is not free at the lane's next slot (nothing reserved,
 -- so a chat that must wait never holds back the lane).
@@ -13,7 +15,7 @@ if paused > 0 then
 end
 local interval = tonumber(ARGV[1])
 local spacing = tonumber(ARGV[2])
-local slot = math.max(now, tonumber(redis.call("GET", KEYS[1]) or 0))
+local slot = math.max(now + tonumber(ARGV[3] or 0), tonumber(redis.call("GET", KEYS[1]) or 0))
 if spacing > 0 then
   local chat_free = tonumber(redis.call("GET", KEYS[2]) or 0)
   if chat_free > slot then

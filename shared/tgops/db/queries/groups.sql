@@ -76,7 +76,8 @@ WHERE target_chat_id = %(old_chat_id)s AND status = 'pending';
 
 -- name: join_request_record
 -- Once per chat and user: a redelivered update finds the row and changes nothing. A user who asks
--- again after a decision (a later request date) reopens the row.
+-- again after a decision reopens the row: Telegram's dates are whole seconds, and asking again takes
+-- leaving first, so a request dated within 2 s of the decision is the same request seen again.
 INSERT INTO join_requests (chat_id, user_id, username, requested_at, source)
 VALUES (%(chat_id)s, %(user_id)s, %(username)s, %(requested_at)s, %(source)s)
 ON CONFLICT (chat_id, user_id) DO UPDATE SET
@@ -84,7 +85,7 @@ ON CONFLICT (chat_id, user_id) DO UPDATE SET
     decided_at = NULL, action = NULL, due_at = NULL, claimed_at = NULL, error = NULL, attempts = 0,
     source = EXCLUDED.source
 WHERE join_requests.status IN ('approved', 'declined', 'failed')
-  AND join_requests.decided_at < EXCLUDED.requested_at
+  AND join_requests.decided_at + interval '2 seconds' < EXCLUDED.requested_at
 RETURNING *;
 
 -- name: join_request_schedule
@@ -102,32 +103,45 @@ WHERE id = %(id)s AND status = 'pending' AND EXISTS (SELECT 1 FROM slot)
 RETURNING *;
 
 -- name: join_request_claim_due
--- The group's next due decision, marked in flight, once the group's last decision is `interval_sec`
--- behind (measured from the calls themselves, so a late one never squeezes the next). A decision in
--- flight for a minute had its holder die: it is tried again, and Telegram's answer tells whether the
--- first call went through.
-UPDATE join_requests SET status = 'deciding', claimed_at = clock_timestamp(), attempts = attempts + 1
-WHERE id = (
-    SELECT id FROM join_requests
-    WHERE chat_id = %(chat_id)s AND due_at <= clock_timestamp()
-      AND (status = 'queued' OR (status = 'deciding' AND claimed_at < now() - interval '60 seconds'))
+-- Due decisions, at most one per group, each group's last decision at least its interval behind
+-- (measured from the calls themselves, so a late one never squeezes the next), marked in flight.
+-- A decision in flight for a minute had its holder die: it is tried again, and Telegram's answer
+-- tells whether the first call went through.
+WITH candidates AS (
+    SELECT DISTINCT ON (r.chat_id) r.id, r.chat_id
+    FROM join_requests r
+    JOIN managed_groups g ON g.chat_id = r.chat_id
+    WHERE r.due_at <= clock_timestamp()
+      AND (r.status = 'queued' OR (r.status = 'deciding' AND r.claimed_at < now() - interval '60 seconds'))
       AND NOT EXISTS (
           SELECT 1 FROM join_requests recent
-          WHERE recent.chat_id = %(chat_id)s
-            AND recent.claimed_at > clock_timestamp() - make_interval(secs => %(interval_sec)s))
-    ORDER BY due_at
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
+          WHERE recent.chat_id = r.chat_id
+            AND recent.claimed_at > clock_timestamp()
+                - make_interval(secs => coalesce(g.decision_interval_sec, %(default_interval_sec)s) * %(margin)s))
+    ORDER BY r.chat_id, r.due_at
+),
+picked AS (
+    SELECT r.id FROM join_requests r JOIN candidates c ON c.id = r.id
+    ORDER BY r.due_at
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
 )
+UPDATE join_requests SET status = 'deciding', claimed_at = clock_timestamp(), attempts = attempts + 1
+WHERE id IN (SELECT id FROM picked)
 RETURNING *;
 
 -- name: join_request_next_due
--- Seconds until the group's next decision may be claimed; NULL when none waits.
-SELECT extract(epoch FROM GREATEST(
-           min(due_at) FILTER (WHERE status IN ('queued', 'deciding')),
-           max(claimed_at) + make_interval(secs => %(interval_sec)s)) - clock_timestamp()) AS wait_sec,
-       count(*) FILTER (WHERE status IN ('queued', 'deciding')) AS waiting
-FROM join_requests WHERE chat_id = %(chat_id)s;
+-- Seconds until the next decision may be claimed in any group; NULL when none waits.
+SELECT extract(epoch FROM min(GREATEST(r.due_at, last.claimed_at + make_interval(
+           secs => coalesce(g.decision_interval_sec, %(default_interval_sec)s) * %(margin)s)))
+       - clock_timestamp()) AS wait_sec,
+       count(*) AS waiting
+FROM join_requests r
+JOIN managed_groups g ON g.chat_id = r.chat_id
+LEFT JOIN LATERAL (
+    SELECT max(claimed_at) AS claimed_at FROM join_requests WHERE chat_id = r.chat_id
+) AS last ON true
+WHERE r.status IN ('queued', 'deciding');
 
 -- name: join_request_decided
 UPDATE join_requests SET status = %(status)s, decided_at = now(), error = %(error)s
