@@ -46,6 +46,17 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountState:
+    """Whether one named account may be called now, and if not, why."""
+
+    account: Account
+    probe: bool
+    usable: bool  # active, with a session
+    disabled: bool
+    cooldown_left_sec: int  # 0 when it is not cooling down
+
+
+@dataclass(frozen=True, slots=True)
 class Claim:
     session_encrypted: str
     proxy_password_encrypted: str | None
@@ -58,6 +69,18 @@ class MtprotoAccounts:
     async def available(self, *, probe: bool, limit: int) -> list[Account]:
         rows = await self._db.fetch_all("mtproto_available_accounts", {"is_probe": probe, "limit": limit})
         return [Account.from_row(row) for row in rows]
+
+    async def state(self, account_id: int) -> AccountState | None:
+        row = await self._db.fetch_one("mtproto_account_state", {"id": account_id})
+        if row is None:
+            return None
+        return AccountState(
+            account=Account.from_row(row),
+            probe=row["is_probe"],
+            usable=row["usable"],
+            disabled=row["disabled"],
+            cooldown_left_sec=row["cooldown_left_sec"] or 0,
+        )
 
     async def claim(self, account_id: int) -> Claim | None:
         """Mark the account used, if it still may be; call only while holding its lock."""

@@ -36,6 +36,10 @@ class PoolResult(Generic[T]):
     definite: bool = False  # Telegram answered about the target itself (e.g. USERNAME_NOT_OCCUPIED)
     reason: str | None = None
     account_id: int | None = None
+    cooldown_sec: int | None = None  # the cooldown the failure caused, or (ACCOUNT_UNAVAILABLE) the rest left
+    account_disabled: bool = (
+        False  # the failure disabled the account, or (ACCOUNT_UNAVAILABLE) it is disabled
+    )
 
 
 class PeerLookup(Protocol):

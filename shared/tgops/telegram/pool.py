@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from time import monotonic
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from telethon import errors as telethon_errors
 from telethon.tl import functions, types
@@ -40,7 +40,7 @@ from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
 from tgops.config import Settings
 from tgops.db.database import Database
-from tgops.telegram.accounts import Account, Claim, MtprotoAccounts
+from tgops.telegram.accounts import Account, AccountState, Claim, MtprotoAccounts
 from tgops.telegram.errors import ErrorOutcome, classify
 from tgops.telegram.peers import PeerInfo, PoolResult
 from tgops.telegram.sessions import ClientFactory, MtprotoClient, SessionCipher
@@ -53,6 +53,9 @@ Operation = Callable[[MtprotoClient], Awaitable[T]]
 
 NO_AVAILABLE_ACCOUNTS = "NO_AVAILABLE_ACCOUNTS"
 THROTTLE_SLOT_UNAVAILABLE = "MTPROTO_THROTTLE_SLOT_UNAVAILABLE"
+ACCOUNT_UNAVAILABLE = (
+    "ACCOUNT_UNAVAILABLE"  # call_on: the named account is resting, disabled or busy elsewhere
+)
 DEADLINE_EXCEEDED = "MTPROTO_DEADLINE_EXCEEDED"
 CANDIDATE_LIMIT = 1000
 # How long a list of available accounts read from Postgres is reused. A stale list is safe: every
@@ -90,6 +93,40 @@ class _Owned:
     lock_valid_until: float  # monotonic; a little before the lock's TTL really ends
     last_used: float
     client: MtprotoClient | None = None
+
+
+_Refusal = Literal["owned_elsewhere", "proxy_cooldown", "slot_taken", "not_claimable"]
+
+
+@dataclass(frozen=True)
+class _Attempt(Generic[T]):
+    """One account's go at a call: its result, and whether the call may move on to another account."""
+
+    result: PoolResult[T]
+    move_on: bool = False
+
+    @classmethod
+    def failed(
+        cls,
+        account_id: int,
+        code: str,
+        *,
+        reason: str,
+        cooldown_sec: int | None = None,
+        disabled: bool = False,
+    ) -> _Attempt[Any]:
+        """The account failed (not the target): another account may answer; this one can again only once
+        its cooldown is over, and never when it was disabled."""
+        result: PoolResult[Any] = PoolResult(
+            ok=False,
+            error_code=code,
+            retryable=not disabled,
+            reason=reason,
+            account_id=account_id,
+            cooldown_sec=cooldown_sec,
+            account_disabled=disabled,
+        )
+        return cls(result, move_on=True)
 
 
 @dataclass
@@ -147,14 +184,30 @@ class MtprotoPool:
     # -- the call --------------------------------------------------------------------------------------
 
     async def call(self, operation: Operation[T], *, mode: Mode, rid: str | None = None) -> PoolResult[T]:
+        """Run `operation` on some account of the mode's role, moving to another when one fails."""
         rid = rid or uuid.uuid4().hex[:12]
+        return await self._within_deadline(self._call(operation, mode, rid), mode, rid)
+
+    async def call_on(
+        self, account_id: int, operation: Operation[T], *, rid: str | None = None
+    ) -> PoolResult[T]:
+        """Run `operation` on exactly this account (never another), through the same gate and failure policy
+        as an action-mode `call`. An account cooling down, disabled or owned by another process answers
+        ACCOUNT_UNAVAILABLE (retryable, with the rest left in `cooldown_sec` when known); a failure answers
+        with the cooldown it caused or `account_disabled`."""
+        rid = rid or uuid.uuid4().hex[:12]
+        return await self._within_deadline(self._call_on(account_id, operation, rid), "action", rid)
+
+    async def _within_deadline(
+        self, running: Awaitable[PoolResult[T]], mode: Mode, rid: str
+    ) -> PoolResult[T]:
         deadline_ms = (
             self._settings.call_deadline_inspect_ms if mode == "inspect" else self._settings.call_deadline_ms
         )
         scope = asyncio.timeout(deadline_ms / 1000)
         try:
             async with scope:
-                result = await self._call(operation, mode, rid)
+                result = await running
         except TimeoutError:
             if not scope.expired():
                 raise
@@ -201,11 +254,11 @@ class MtprotoPool:
                 return self._unavailable(missing, rid, mode, tried)
             tried.add(lease.account.id)
             try:
-                result = await self._run(lease, operation, rid)
+                attempt = await self._run(lease, operation, rid)
             finally:
                 self._give_back(lease.account.id)
-            if result is not None:
-                return result
+            if not attempt.move_on:
+                return attempt.result
         return self._unavailable(
             _NoAccount(NO_AVAILABLE_ACCOUNTS, "all_attempts_exhausted"), rid, mode, tried
         )
@@ -224,6 +277,72 @@ class MtprotoPool:
         )
         return PoolResult(ok=False, error_code=missing.code, retryable=True, reason=missing.reason)
 
+    async def _call_on(self, account_id: int, operation: Operation[T], rid: str) -> PoolResult[T]:
+        self._start_maintenance()
+        wait_until = monotonic() + self._settings.proxy_throttle_max_wait_sec
+        try:
+            lease = await self._lease_named(account_id, wait_until, rid)
+        except _NoAccount as busy:  # busy in this process past the throttle's wait
+            lease = PoolResult(ok=False, error_code=busy.code, retryable=True, reason=busy.reason)
+        if isinstance(lease, PoolResult):
+            log.warning(
+                lease.error_code,
+                extra={"rid": rid, "account_id": account_id, "proxy_key": None, "reason": lease.reason},
+            )
+            return lease
+        try:
+            attempt = await self._run(lease, operation, rid)
+        finally:
+            self._give_back(account_id)
+        return attempt.result
+
+    async def _lease_named(self, account_id: int, wait_until: float, rid: str) -> _Lease | PoolResult[Any]:
+        """The account's lease, or why it cannot be had (Postgres is asked, not the candidate list)."""
+        while True:
+            state = await self._accounts.state(account_id)
+            refused = _refusal_of(state)
+            if refused is not None:
+                return refused
+            now = monotonic()
+            if self._owned_elsewhere_until.get(account_id, 0) > now:
+                return _account_unavailable("owned_elsewhere")
+            proxy_key = state.account.proxy_key(self._settings.proxy_mode)
+            proxy_rest = self._proxy_cooling_until.get(proxy_key, 0) - now
+            if proxy_rest > 0:
+                return _account_unavailable("proxy_cooldown", cooldown_sec=math.ceil(proxy_rest))
+            if account_id in self._busy:
+                await self._wait_for_release(wait_until)
+                continue
+            free_at = max(self._slot_free_at.get(proxy_key, 0), now)
+            if free_at > wait_until:
+                return PoolResult(
+                    ok=False,
+                    error_code=THROTTLE_SLOT_UNAVAILABLE,
+                    retryable=True,
+                    reason="throttle_wait_exceeded",
+                )
+            self._busy.add(account_id)
+            self._slot_free_at[proxy_key] = free_at + self._settings.proxy_throttle_sec
+            try:
+                if free_at > now:
+                    await asyncio.sleep(free_at - now)
+                mode: Mode = "inspect" if state.probe else "action"
+                lease = await self._try_lease(state.account, proxy_key, mode, rid, set())
+            except BaseException:
+                self._give_back(account_id)
+                raise
+            if isinstance(lease, _Lease):
+                return lease
+            self._give_back(account_id)
+            if lease == "owned_elsewhere":
+                return _account_unavailable("owned_elsewhere")
+            if lease == "not_claimable":
+                # Cooled down or disabled since Postgres was read: say which, or that it is unusable.
+                return _refusal_of(await self._accounts.state(account_id)) or _account_unavailable(
+                    "not_claimable"
+                )
+            # proxy_cooldown or slot_taken: the in-process mirrors now know; the next turn answers or waits.
+
     # -- choosing and leasing an account ------------------------------------------------------------
 
     async def _lease(self, mode: Mode, tried: set[int], wait_until: float, rid: str) -> _Lease:
@@ -235,7 +354,7 @@ class MtprotoPool:
             except BaseException:
                 self._give_back(account.id)
                 raise
-            if lease is not None:
+            if isinstance(lease, _Lease):
                 return lease
             self._give_back(account.id)
 
@@ -314,17 +433,18 @@ class MtprotoPool:
 
     async def _try_lease(
         self, account: Account, proxy_key: str, mode: Mode, rid: str, skipped: set[int]
-    ) -> _Lease | None:
+    ) -> _Lease | _Refusal:
+        """Through the gate: the account's lock, its proxy's rest and throttle slot, its Postgres claim."""
         owned = await self._own(account.id)
         if owned is None:
             skipped.add(account.id)
             self._owned_elsewhere_until[account.id] = monotonic() + CANDIDATE_REFRESH_SEC
             self.metrics.increment("account_owned_elsewhere")
-            return None
+            return "owned_elsewhere"
         rest_ms = await self._redis.pttl(keys.proxy_cooldown(proxy_key))
         if rest_ms > 0:
             self._proxy_cooling_until[proxy_key] = monotonic() + rest_ms / 1000
-            return None
+            return "proxy_cooldown"
         throttle_sec = self._settings.proxy_throttle_sec
         if not await self._redis.set(
             keys.proxy_throttle(proxy_key), rid, nx=True, px=max(1, round(throttle_sec * 1000))
@@ -333,7 +453,7 @@ class MtprotoPool:
             left_ms = await self._redis.pttl(keys.proxy_throttle(proxy_key))
             self._slot_free_at[proxy_key] = monotonic() + max(left_ms, 1) / 1000
             self.metrics.increment("throttle_slot_taken_elsewhere")
-            return None
+            return "slot_taken"
         self._slot_free_at[proxy_key] = monotonic() + throttle_sec
         claim = await self._accounts.claim(account.id)
         if claim is None:
@@ -341,7 +461,7 @@ class MtprotoPool:
             self._cooling_until[account.id] = monotonic() + CANDIDATE_REFRESH_SEC
             self._candidates.pop(mode == "inspect", None)
             await self._disown(account.id)
-            return None
+            return "not_claimable"
         owned.last_used = monotonic()
         return _Lease(account, proxy_key, owned, claim)
 
@@ -403,8 +523,7 @@ class MtprotoPool:
 
     # -- running the request -------------------------------------------------------------------------
 
-    async def _run(self, lease: _Lease, operation: Operation[T], rid: str) -> PoolResult[T] | None:
-        """The result, or None when the call should move on to the next account."""
+    async def _run(self, lease: _Lease, operation: Operation[T], rid: str) -> _Attempt[T]:
         try:
             value = await operation(await self._client_for(lease))
         except Exception as error:  # noqa: BLE001 -- the error table decides, "anything else" included
@@ -412,11 +531,9 @@ class MtprotoPool:
             if outcome.kind == "refresh_peer":
                 return await self._retry_on_fresh_client(lease, operation, rid)
             return await self._handle_failure(lease, error, outcome, rid)
-        return PoolResult(ok=True, value=value, account_id=lease.account.id)
+        return _Attempt(PoolResult(ok=True, value=value, account_id=lease.account.id))
 
-    async def _retry_on_fresh_client(
-        self, lease: _Lease, operation: Operation[T], rid: str
-    ) -> PoolResult[T] | None:
+    async def _retry_on_fresh_client(self, lease: _Lease, operation: Operation[T], rid: str) -> _Attempt[T]:
         account_id = lease.account.id
         log.info(
             "peer not in the client's database, retrying once on a fresh client",
@@ -446,13 +563,13 @@ class MtprotoPool:
             )
             if outcome.kind == "refresh_peer":
                 await self._accounts.record_failure(account_id, outcome.code)
-                return None
+                return _Attempt.failed(account_id, outcome.code, reason="peer_db_retry_failed")
             return await self._handle_failure(lease, error, outcome, rid)
-        return PoolResult(ok=True, value=value, account_id=account_id)
+        return _Attempt(PoolResult(ok=True, value=value, account_id=account_id))
 
     async def _handle_failure(
         self, lease: _Lease, error: Exception, outcome: ErrorOutcome, rid: str
-    ) -> PoolResult[Any] | None:
+    ) -> _Attempt[Any]:
         account_id = lease.account.id
         extra = {
             "rid": rid,
@@ -464,12 +581,14 @@ class MtprotoPool:
         }
         if outcome.kind == "definite":
             log.info("telegram answered about the target", extra=extra)
-            return PoolResult(
-                ok=False,
-                error_code=outcome.code,
-                definite=True,
-                reason=outcome.code.lower(),
-                account_id=account_id,
+            return _Attempt(
+                PoolResult(
+                    ok=False,
+                    error_code=outcome.code,
+                    definite=True,
+                    reason=outcome.code.lower(),
+                    account_id=account_id,
+                )
             )
         if outcome.kind == "disable":
             await self._accounts.disable(account_id, outcome.code)
@@ -477,7 +596,7 @@ class MtprotoPool:
             await self._disown(account_id)
             self.metrics.increment("account_disabled")
             log.warning("mtproto account disabled", extra=extra)
-            return None
+            return _Attempt.failed(account_id, outcome.code, reason="account_disabled", disabled=True)
         # Written to Postgres before the lock is released: the next holder's claim sees it.
         await self._accounts.cool_down(account_id, outcome.cooldown_sec, outcome.code)
         self._cooling_until[account_id] = monotonic() + outcome.cooldown_sec
@@ -489,7 +608,9 @@ class MtprotoPool:
         await self._disown(account_id)
         self.metrics.increment("account_cooldown")
         log.warning("mtproto account cooling down", extra=extra | {"cooldown_sec": outcome.cooldown_sec})
-        return None
+        return _Attempt.failed(
+            account_id, outcome.code, reason="account_cooldown", cooldown_sec=outcome.cooldown_sec
+        )
 
     async def _client_for(self, lease: _Lease) -> MtprotoClient:
         client = lease.owned.client
@@ -526,6 +647,32 @@ def _detail(error: Exception) -> str:
     if isinstance(error, (telethon_errors.RPCError, OSError)):
         return f"{type(error).__name__}: {str(error)[:200]}"
     return type(error).__name__
+
+
+def _refusal_of(state: AccountState | None) -> PoolResult[Any] | None:
+    """Why Postgres says the account cannot be called now, or None when it may be."""
+    if state is None:
+        return _account_unavailable("account_not_found", retryable=False)
+    if state.disabled:
+        return _account_unavailable("account_disabled", disabled=True)
+    if not state.usable:
+        return _account_unavailable("account_inactive")
+    if state.cooldown_left_sec > 0:
+        return _account_unavailable("account_cooldown", cooldown_sec=state.cooldown_left_sec)
+    return None
+
+
+def _account_unavailable(
+    reason: str, *, retryable: bool = True, cooldown_sec: int | None = None, disabled: bool = False
+) -> PoolResult[Any]:
+    return PoolResult(
+        ok=False,
+        error_code=ACCOUNT_UNAVAILABLE,
+        retryable=retryable,
+        reason=reason,
+        cooldown_sec=cooldown_sec,
+        account_disabled=disabled,
+    )
 
 
 def _outcome_name(result: PoolResult[Any]) -> str:

@@ -72,3 +72,12 @@ RETURNING id;
 -- name: mtproto_deactivate_simulated_accounts
 UPDATE mtproto_accounts SET is_active = false, updated_at = now()
 WHERE phone LIKE %(phone_pattern)s AND is_active;
+
+-- name: mtproto_account_state
+-- One account as MtprotoPool.call_on needs it: its proxy, whether it may be called, how long it still rests.
+SELECT id, is_probe, proxy_type, proxy_host, proxy_port, proxy_username,
+       is_active AND session_encrypted IS NOT NULL AS usable,
+       disabled_at IS NOT NULL AS disabled,
+       GREATEST(0, CEIL(EXTRACT(EPOCH FROM cooldown_until - now())))::int AS cooldown_left_sec
+FROM mtproto_accounts
+WHERE id = %(id)s;
