@@ -7,6 +7,7 @@ import logging
 import typer
 
 import tgops
+from tgops.cli.accounts import app as accounts_app
 from tgops.cli.apikey import app as apikey_app
 from tgops.cli.panel import app as panel_app
 from tgops.cli.support import console, load_settings, one_line_errors
@@ -16,6 +17,7 @@ app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", 
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
+app.add_typer(accounts_app, name="accounts")
 
 
 @app.command()
