@@ -13,10 +13,13 @@ from importlib import import_module
 
 QUEUE_HANDLERS: dict[str, str] = {
     "tg-inspect": "tgops.orders.validation:handle",
+    "tg-setup-fast": "tgops.accounts.runner:handle",
+    "tg-setup-media": "tgops.accounts.runner:handle",
 }
 SCHEDULE_HANDLERS: dict[str, str] = {
     "poll_orders": "tgops.orders.polling:run",
     "generate_tasks": "tgops.provider.generation:run",
+    "dispatch_setup": "tgops.accounts.dispatch:run",
 }
 
 

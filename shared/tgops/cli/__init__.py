@@ -10,6 +10,7 @@ import tgops
 from tgops.cli.accounts import app as accounts_app
 from tgops.cli.apikey import app as apikey_app
 from tgops.cli.panel import app as panel_app
+from tgops.cli.setup import app as setup_app
 from tgops.cli.support import console, load_settings, one_line_errors
 from tgops.cli.tasks import app as tasks_app
 
@@ -18,6 +19,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(setup_app, name="setup")
 
 
 @app.command()

@@ -174,6 +174,7 @@ async def prepare_telegram(settings: Settings, db: Database, *, embedded_databas
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: bool = False) -> None:
+    from tgops.accounts.runner import close_shared_runner
     from tgops.api.app import create_app, freeze_loaded_objects
     from tgops.local.loops import background_tasks
     from tgops.orders.validation import close_shared_inspector
@@ -195,6 +196,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: b
     server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await close_shared_inspector(runtime)
+    await close_shared_runner(runtime)
     await runtime.close()
 
 

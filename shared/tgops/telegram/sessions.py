@@ -277,3 +277,27 @@ def _proxy_arguments(account: Account, password: str | None) -> dict[str, Any]:
     if account.proxy_username:
         proxy |= {"username": account.proxy_username, "password": password}
     return {"proxy": proxy}
+
+
+class _SealedSecrets:
+    """Hands the pool's stored tokens through unopened (see `open_on_connect`)."""
+
+    def decrypt(self, token: str, **_: Any) -> str:
+        return token
+
+
+def open_on_connect(factory: ClientFactory, cipher: SessionCipher) -> tuple[ClientFactory, Any]:
+    """A client factory that opens an account's session and proxy password for that account (their
+    encryption context), and the pass-through cipher to give the pool with it: `MtprotoPool(
+    client_factory=..., cipher=...)`. For a pool whose own decrypt call does not name the account."""
+
+    def build(account: Account, session: str, proxy_password: str | None) -> MtprotoClient:
+        opened = cipher.decrypt(session, account_id=account.id)
+        password = (
+            cipher.decrypt(proxy_password, account_id=account.id, purpose=PROXY_PASSWORD)
+            if proxy_password
+            else None
+        )
+        return factory(account, opened, password)
+
+    return build, _SealedSecrets()
