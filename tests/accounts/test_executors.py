@@ -77,12 +77,10 @@ async def test_the_profile_ends_as_asked(telegram, client, store):
     assert profile.stories == [1, 2]
 
 
-async def test_a_photo_changed_by_hand_is_set_again(telegram, client, store):
+async def test_a_photo_deleted_by_hand_is_set_again(telegram, client, store):
     context = await context_for("set_photo_jpg", store)
     first = await execute(context, client)
-    telegram.profiles[SESSION].photos.append(
-        types.Photo(id=5, access_hash=1, file_reference=b"", date=None, sizes=[], dc_id=2)
-    )
+    telegram.profiles[SESSION].photos.clear()
 
     again = await execute(TaskContext(**{**context.__dict__, "recorded": first.result}), client)
 

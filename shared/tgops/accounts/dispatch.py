@@ -55,5 +55,5 @@ async def run(runtime: Runtime) -> dict[str, Any]:
     if unsent:
         await db.execute("setup_unmark_enqueued", {"ids": unsent})
     summary = {"enabled": True, "created": created, "enqueued": len(due) - len(unsent), "unsent": len(unsent)}
-    log.info("setup dispatched", extra=summary)
+    log.info("setup dispatched: %(created)d tasks created, %(enqueued)d queued, %(unsent)d not sent", summary)
     return summary

@@ -24,6 +24,7 @@ from telethon.tl import functions, types
 from tgops.accounts.media import Media
 from tgops.telegram.sessions import MtprotoClient
 
+PHOTOS_READ = 100
 STORY_PERIOD_SEC = 86400  # the only period a non-Premium account may post with
 PART_SIZE = 512 * 1024
 BIG_FILE_BYTES = 10 * 1024 * 1024
@@ -130,18 +131,18 @@ def _privacy(
 
 
 async def set_photo(client: MtprotoClient, context: TaskContext) -> TaskOutcome:
+    """Done when the photo this task set is still among the account's photos (the JPG and the animated
+    photo both live there; the newest is the one shown)."""
     media = context.media
     animated = context.task_type == "set_photo_animated"
     photos = await client(
-        functions.photos.GetUserPhotosRequest(user_id=types.InputUserSelf(), offset=0, max_id=0, limit=1)
+        functions.photos.GetUserPhotosRequest(
+            user_id=types.InputUserSelf(), offset=0, max_id=0, limit=PHOTOS_READ
+        )
     )
-    current = photos.photos[0] if photos.photos else None
     recorded = context.recorded
-    if (
-        current is not None
-        and recorded.get("photo_id") == current.id
-        and recorded.get("sha256") == media.sha256
-    ):
+    kept = any(photo.id == recorded.get("photo_id") for photo in photos.photos)
+    if kept and recorded.get("sha256") == media.sha256:
         return done(changed=False, **_kept(recorded))
     uploaded = await upload(client, media)
     if animated:

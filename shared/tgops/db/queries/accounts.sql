@@ -151,7 +151,7 @@ FROM mtproto_account_tasks
 WHERE id = %(id)s;
 
 -- name: setup_account_tasks
-SELECT id, task_type, status, attempts, retry_at, last_error_code, last_error, result_json
+SELECT id, task_type, status, attempts, retry_at, last_error_code, last_error, result_json, enqueued_at
 FROM mtproto_account_tasks
 WHERE account_id = %(account_id)s
 ORDER BY id;
