@@ -216,6 +216,10 @@ class Settings(BaseSettings):
     setup_dispatch_limit: int = Field(5000, ge=1)  # tasks enqueued per dispatch run
     setup_enqueue_stale_sec: int = Field(3600, gt=0)  # an enqueued task not run by then is enqueued again
     setup_story_limit_retry_sec: int = Field(86400, gt=0)  # STORIES_TOO_MUCH: try again this much later
+    dev_simulated_action_accounts: int = Field(
+        0, ge=0
+    )  # tgops dev, simulated Telegram: action accounts to seed
+    dev_simulated_banned_accounts: int = Field(0, ge=0)  # ... of which this many are banned
 
     # Broadcaster and DM bot (seed 004)
     broadcast_global_rate_per_sec: float = Field(5, gt=0)

@@ -77,13 +77,12 @@ class SetupRunner:
             return "skipped"
         decision = await self._attempt(row)
         await self._finish(row, decision)
-        extra = {"task_id": task_id, "account_id": row["account_id"], "task_type": row["task_type"]}
-        extra |= {
-            "status": decision.status,
-            "error_code": decision.error_code,
-            "retry_in_sec": decision.retry_in_sec,
-        }
-        log.info("setup task ran", extra=extra)
+        log.info(
+            "setup task %s (%s, account %s): %s%s",
+            task_id, row["task_type"], row["account_id"], decision.status,
+            f" {decision.error_code}, again in {decision.retry_in_sec}s" if decision.status == "retry"
+            else f" {decision.error_code}" if decision.error_code else "",
+        )  # fmt: skip
         return decision.status
 
     async def _attempt(self, row: Row) -> Decision:

@@ -171,6 +171,10 @@ async def prepare_telegram(settings: Settings, db: Database, *, embedded_databas
         raise StartupError(str(error)) from None
     ids = await simulated.seed_probe_accounts(db, cipher)
     log.info("simulated probe accounts ready: ids %s", ", ".join(map(str, ids)))
+    if count := settings.dev_simulated_action_accounts:
+        banned = min(settings.dev_simulated_banned_accounts, count)
+        ids = await simulated.seed_action_accounts(db, cipher, count, banned=banned)
+        log.info("simulated action accounts ready (%d banned): ids %s", banned, ", ".join(map(str, ids)))
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, embedded_database: bool = False) -> None:

@@ -409,6 +409,25 @@ async def seed_probe_accounts(
     return ids
 
 
+async def seed_action_accounts(
+    db: Database, cipher: SessionCipher, count: int, *, banned: int = 0
+) -> list[int]:
+    """Active simulated action accounts for the setup pipeline (idempotent), the last `banned` of them with
+    sessions Telegram refuses as banned. Sessions are sealed for their row (envelope encryption)."""
+    ids = []
+    for number in range(1, count + 1):
+        kind = "banned-action" if number > count - banned else "action"
+        phone = f"{SIMULATED_PHONE_PREFIX}{kind}-{number}"
+        account_id = (await db.fetch_one("mtproto_seed_simulated_action_account", {"phone": phone}))["id"]
+        sealed = cipher.encrypt(f"simulated-{kind}-session-{number}", account_id=account_id)
+        await db.execute(
+            "fleet_set_secrets",
+            {"id": account_id, "session_encrypted": sealed, "proxy_password_encrypted": None},
+        )
+        ids.append(account_id)
+    return ids
+
+
 async def retire_simulated_accounts(db: Database) -> int:
     """With a real Telegram, the simulated accounts must not be picked: they have no real session."""
     return await db.execute(
