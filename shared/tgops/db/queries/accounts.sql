@@ -107,7 +107,9 @@ FROM (
       AND (t2.enqueued_at IS NULL OR t2.enqueued_at < now() - make_interval(secs => %(stale_sec)s))
       AND a.is_active AND a.disabled_at IS NULL AND NOT a.is_probe
       AND t2.task_type = ANY(%(task_types)s::text[])
-    ORDER BY t2.retry_at NULLS FIRST, t2.id
+    -- Type by type across accounts, not account by account: consecutive messages name different accounts,
+    -- so consumers are not all waiting on one account's throttle.
+    ORDER BY t2.retry_at NULLS FIRST, array_position(%(task_types)s::text[], t2.task_type), t2.account_id
     LIMIT %(limit)s
     FOR UPDATE OF t2 SKIP LOCKED
 ) due
@@ -158,3 +160,11 @@ ORDER BY id;
 
 -- name: setup_status_counts
 SELECT status, count(*)::int AS count FROM mtproto_account_tasks GROUP BY status ORDER BY status;
+
+-- name: setup_open_task_count
+-- Tasks still to finish on accounts that may run them (a disabled account's pending tasks wait for it).
+SELECT count(*)::int AS open
+FROM mtproto_account_tasks t
+JOIN mtproto_accounts a ON a.id = t.account_id
+WHERE t.status IN ('pending', 'retry', 'running')
+  AND a.is_active AND a.disabled_at IS NULL AND NOT a.is_probe;
