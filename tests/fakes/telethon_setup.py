@@ -34,7 +34,9 @@ def media_dir(tmp_path_factory):
     source = ["-f", "lavfi", "-i", "testsrc=size=64x64:rate=10", "-t", "1"]
     for name, extra in (("avatar.mp4", ["-pix_fmt", "yuv420p"]), ("story.mp4", ["-pix_fmt", "yuv420p"]),
                         ("avatar.gif", []), ("photo.jpg", ["-frames:v", "1"]), ("story.jpg", ["-frames:v", "1"])):  # fmt: skip
-        subprocess.run([ffmpeg, "-y", "-loglevel", "error", *source, *extra, str(folder / name)], check=True)
+        subprocess.run(
+            [ffmpeg, "-nostdin", "-y", "-loglevel", "error", *source, *extra, str(folder / name)], check=True
+        )
     return folder
 
 

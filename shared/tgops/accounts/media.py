@@ -102,10 +102,12 @@ def gif_to_mp4(data: bytes) -> bytes:
         source, target = Path(directory, "in.gif"), Path(directory, "out.mp4")
         source.write_bytes(data)
         command = [
-            _ffmpeg(), "-y", "-loglevel", "error", "-i", str(source), "-an", "-movflags", "+faststart",
+            _ffmpeg(), "-nostdin", "-y", "-loglevel", "error", "-i", str(source), "-an", "-movflags", "+faststart",
             "-pix_fmt", "yuv420p", "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", str(target),
         ]  # fmt: skip
-        done = subprocess.run(command, check=False, capture_output=True, timeout=FFMPEG_TIMEOUT_SEC)
+        done = subprocess.run(
+            command, check=False, stdin=subprocess.DEVNULL, capture_output=True, timeout=FFMPEG_TIMEOUT_SEC
+        )
         if done.returncode != 0 or not target.exists():
             raise MediaUnavailable(f"the GIF could not be converted to MP4: {done.stderr.decode()[-200:]}")
         return target.read_bytes()
