@@ -16,6 +16,7 @@ from time import monotonic
 from typing import Any
 
 from telethon import errors
+from telethon.tl import types
 
 from tgops.telegram.simulated import (
     SimulatedClient,
@@ -49,6 +50,7 @@ class FakeTelegram(SimulatedTelegram):
     _full_channels: dict[int, int] = field(default_factory=dict)
     _posts: dict[int, int] = field(default_factory=dict)
     _scripted: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
+    _connect_failures: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
     _next_id: int = 1000
 
     # -- the world ---------------------------------------------------------------------------------------
@@ -92,16 +94,45 @@ class FakeTelegram(SimulatedTelegram):
             paid=paid,
         )  # fmt: skip
 
+    def add_joined_invite(
+        self,
+        invite_hash: str,
+        *,
+        peek: bool = False,
+        title: str = "Joined",
+        megagroup: bool = False,
+        participants: int | None = None,
+        full_participants: int | None = None,
+    ) -> None:
+        """An invite to a private channel the probe account is already in (ChatInviteAlready), or may look
+        into for a while (ChatInvitePeek). Telegram often leaves the member count off the chat object."""
+        chat_id = self._new_id()
+        if full_participants is not None:
+            self._full_channels[chat_id] = full_participants
+        channel = types.Channel(
+            id=chat_id, title=title, photo=types.ChatPhotoEmpty(), date=None, access_hash=chat_id * 7,
+            megagroup=megagroup, broadcast=not megagroup, participants_count=participants,
+        )  # fmt: skip
+        self._invites[invite_hash] = (
+            types.ChatInvitePeek(chat=channel, expires=None)
+            if peek
+            else types.ChatInviteAlready(chat=channel)
+        )
+
     def fail_next(self, session: str, *failures: Exception) -> None:
         """The next requests from `session` raise these, in order."""
         self._scripted[session].extend(failures)
+
+    def fail_connect(self, session: str, *failures: Exception) -> None:
+        """The next connects of `session`'s clients raise these, in order (as Telethon's connect does)."""
+        self._connect_failures[session].extend(failures)
 
     def sessions_called(self) -> Counter:
         return Counter(call.session for call in self.calls)
 
     def factory(self, account: Any, session: str, proxy_password: str | None) -> SimulatedClient:
         self.clients_built[session] += 1
-        return super().factory(account, session, proxy_password)
+        return FakeClient(self, session)
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -145,3 +176,16 @@ class FakeTelegram(SimulatedTelegram):
 
     def post_count(self, channel_id: int) -> int:
         return self._posts.get(channel_id, 0)
+
+
+class FakeClient(SimulatedClient):
+    """A simulated client whose connect can be made to fail (FakeTelegram.fail_connect)."""
+
+    def __init__(self, telegram: FakeTelegram, session: str) -> None:
+        super().__init__(telegram, session)
+        self._failures = telegram._connect_failures[session]
+
+    async def connect(self) -> None:
+        if self._failures:
+            raise self._failures.popleft()
+        await super().connect()

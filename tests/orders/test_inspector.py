@@ -7,7 +7,9 @@ from telethon import errors
 
 from tests.fakes.bot_api_http import FakeBotApiHttp, error
 from tests.fakes.mtproto_pool import *  # noqa: F403
+from tgops.config import ServiceRule
 from tgops.orders.inspector import Inspector
+from tgops.orders.validation import judge
 from tgops.telegram.bot_api import BotApiChats
 
 CHANNEL = {
@@ -209,3 +211,56 @@ def test_importing_the_inspector_loads_no_worker_library():
         ).stdout.strip()
         == "False"
     )
+
+
+@pytest.mark.parametrize("peek", [False, True], ids=["already_joined", "peek"])
+async def test_an_invite_the_probe_account_joined_gets_its_member_count_from_the_full_channel(
+    link_inspector, telegram, peek
+):
+    telegram.add_joined_invite(
+        "AbCdEf_-123", peek=peek, title="Club", participants=None, full_participants=321
+    )
+
+    result = await link_inspector.inspect("https://t.me/+AbCdEf_-123")
+
+    assert (result.ok, result.exists, result.link_kind, result.chat_type, result.title) == (
+        True,
+        True,
+        "invite",
+        "channel",
+        "Club",
+    )
+    assert (result.participants_count, result.is_private) == (321, True)
+    assert [call.request for call in telegram.calls] == ["CheckChatInviteRequest", "GetFullChannelRequest"]
+
+
+@pytest.mark.parametrize("username", ["BotFather", "gif"])
+async def test_a_bot_is_judged_by_the_resolved_peer_not_its_name(link_inspector, telegram, username):
+    telegram.add_user(username, bot=True)
+
+    result = await link_inspector.inspect(f"https://t.me/{username}")
+
+    assert (result.ok, result.link_kind, result.chat_type, result.is_bot) == (True, "bot", "bot", True)
+
+
+async def test_a_channel_whose_name_ends_in_bot_is_a_public_link(link_inspector, telegram):
+    telegram.add_channel("robot_news_bot")
+
+    result = await link_inspector.inspect("https://t.me/robot_news_bot")
+
+    assert (result.ok, result.link_kind, result.chat_type, result.is_bot) == (
+        True,
+        "public",
+        "channel",
+        False,
+    )
+
+
+async def test_a_service_for_bots_takes_a_bot_named_otherwise(link_inspector, telegram):
+    telegram.add_user("BotFather", bot=True)
+
+    verdict = judge(
+        await link_inspector.inspect("@BotFather"), ServiceRule(link_kinds=["bot"], bot="required")
+    )
+
+    assert verdict.status == "depends_ok", verdict.reason

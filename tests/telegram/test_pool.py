@@ -6,7 +6,12 @@ from telethon import errors
 
 from tgops.cache import keys
 from tgops.telegram.accounts import MtprotoAccounts
-from tgops.telegram.pool import DEADLINE_EXCEEDED, NO_AVAILABLE_ACCOUNTS, THROTTLE_SLOT_UNAVAILABLE
+from tgops.telegram.pool import (
+    CANDIDATE_REFRESH_SEC,
+    DEADLINE_EXCEEDED,
+    NO_AVAILABLE_ACCOUNTS,
+    THROTTLE_SLOT_UNAVAILABLE,
+)
 
 
 async def test_resolves_a_username_through_an_account(add_accounts, make_pool, telegram, sessions, db):
@@ -361,3 +366,20 @@ async def test_more_calls_than_accounts_wait_their_turn_in_one_process(
 
     assert all(result.ok and result.account_id == second for result in results)
     assert telegram.max_in_flight[sessions[second]] == 1
+
+
+async def test_a_disabled_account_that_is_enabled_again_is_used_again(
+    add_accounts, make_pool, telegram, sessions, database_url
+):
+    [account_id] = await add_accounts(1)
+    telegram.add_channel("durov")
+    telegram.fail_next(sessions[account_id], errors.SessionRevokedError(request=None))
+    pool = make_pool()
+
+    assert (await pool.resolve_username("durov")).error_code == NO_AVAILABLE_ACCOUNTS
+    with psycopg.connect(database_url) as connection:  # an operator gives the account a working session
+        connection.execute("UPDATE mtproto_accounts SET disabled_at = NULL WHERE id = %s", (account_id,))
+    await asyncio.sleep(CANDIDATE_REFRESH_SEC + 0.1)  # the pool's list of candidates is read again
+    result = await pool.resolve_username("durov")
+
+    assert result.ok and result.account_id == account_id

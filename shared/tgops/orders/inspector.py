@@ -84,7 +84,7 @@ def _found(parsed: ParsedLink, info: PeerInfo) -> InspectionResult:
     return InspectionResult(
         ok=True,
         exists=True,
-        link_kind=parsed.kind,
+        link_kind=_link_kind(parsed, info),
         chat_type=info.chat_type,
         title=info.title,
         username=info.username or parsed.username,
@@ -94,6 +94,13 @@ def _found(parsed: ParsedLink, info: PeerInfo) -> InspectionResult:
         paid=info.paid,
         is_bot=info.is_bot,
     )
+
+
+def _link_kind(parsed: ParsedLink, info: PeerInfo) -> str:
+    """A name link's kind is what the name resolved to (a bot or not), not how it is spelled."""
+    if parsed.kind in ("public", "bot"):
+        return "bot" if info.is_bot else "public"
+    return parsed.kind
 
 
 def create_inspector(

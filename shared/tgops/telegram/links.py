@@ -1,6 +1,9 @@
 """Telegram links: every form Telegram accepts, parsed into one kind and one canonical https://t.me/... form.
 
-`parse_link` never raises: anything it cannot read comes back as kind "invalid" with a reason.
+Read as Telegram's own clients read them: tdlib's LinkManager (get_link_info, parse_t_me_link_query) is
+the reference, Telegram Desktop's TryConvertUrlToLocal where tdlib is silent or case-sensitive. Where this
+parser is stricter on purpose, the rule says why. `parse_link` never raises: anything it cannot read comes
+back as kind "invalid" with a reason.
 """
 
 from __future__ import annotations
@@ -13,35 +16,28 @@ from urllib.parse import parse_qs, unquote, urlsplit
 LinkKind = Literal["public", "post", "private_post", "invite", "bot", "invalid"]
 
 TELEGRAM_HOSTS = frozenset({"t.me", "telegram.me", "telegram.dog"})
+DEFAULT_PORTS = frozenset({80, 443})  # tdlib reads t.me links on either, whatever the scheme
 MAX_LINK_LENGTH = 2048
-# Telegram's own rule, widened to 4 characters for collectible (Fragment) names.
-USERNAME = re.compile(r"[a-z][a-z0-9_]{2,30}[a-z0-9]")
-INVITE_HASH = re.compile(r"[A-Za-z0-9_-]{6,64}")
-NUMBER = re.compile(r"[1-9][0-9]{0,18}")
-# First path segments t.me gives another meaning; none of them names a chat.
-RESERVED_PATHS = frozenset(
+# Telegram's rule for a username (tdlib's is_valid_username), at least 3 characters long. Stricter than
+# tdlib on purpose, which parses any 1-32 characters: the shortest names Telegram assigns are its own
+# bots' 3 letters (@gif, @vid, @pic), so a shorter one is no chat and is refused without an MTProto call.
+USERNAME = re.compile(r"[a-z][a-z0-9_]{1,30}[a-z0-9]")
+MIN_SUBDOMAIN_LENGTH = 4  # tdlib reads name.t.me only for names of 4 characters or more
+INVITE_HASH = re.compile(r"[A-Za-z0-9_-]+")  # tdlib: any base64url characters, however few
+PHONE_NUMBER = re.compile(r"[0-9]{1,32}")  # t.me/+<digits> opens a user by phone number, not a chat
+# A post or channel id. tdlib reads the leading digits of a segment ("12abc" is post 12); a segment with
+# anything after its digits is refused here on purpose: in an order it is a typo, not another post.
+DIGITS = re.compile(r"[0-9]{1,19}")
+MAX_ID = 2**63 - 1
+# Names t.me gives another meaning (tdlib's parse_t_me_link_query keywords and the subdomains
+# get_link_info refuses); none of them is a chat. "boost" is read apart: t.me/boost/<name> is <name>'s.
+RESERVED_NAMES = frozenset(
     {
-        "addemoji",
-        "addlist",
-        "addstickers",
-        "addtheme",
-        "bg",
-        "boost",
-        "confirmphone",
-        "contact",
-        "giftcode",
-        "invoice",
-        "iv",
-        "login",
-        "m",
-        "multibuy",
-        "nft",
-        "proxy",
-        "setlanguage",
-        "share",
-        "socks",
+        "a", "addemoji", "addlist", "addstickers", "addstyle", "addtheme", "auction", "auth", "bg", "boost",
+        "c", "call", "confirmphone", "contact", "giftcode", "i", "invoice", "iv", "joinchat", "k", "login",
+        "m", "msg", "multibuy", "newbot", "nft", "proxy", "s", "setlanguage", "share", "socks", "web", "z",
     }
-)
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,49 +84,80 @@ def _from_url(text: str) -> ParsedLink:
         return _invalid(f"not a URL: {error}")
     if parts.scheme.lower() not in ("http", "https"):
         return _invalid(f"unsupported scheme {parts.scheme!r}")
-    if parts.username is not None or port is not None:
-        return _invalid("a Telegram link has no user name or port in its host")
-    host = (parts.hostname or "").removeprefix("www.")
-    segments = [unquote(segment) for segment in parts.path.split("/") if segment]
+    if parts.username is not None:
+        return _invalid("a Telegram link has no user name in its host")
+    if port is not None and port not in DEFAULT_PORTS:
+        return _invalid(f"a Telegram link has no port {port}")
+    host = unquote(parts.hostname or "").lower()
+    # "www.t.me" is t.me, as Telegram Desktop reads it (tdlib would take "www" for a name).
+    if host.endswith(".t.me") and host.count(".") == 2 and not host.startswith("www."):
+        return _from_subdomain(host.removesuffix(".t.me"), parts.path)
+    host = host.removeprefix("www.")
     if host in TELEGRAM_HOSTS:
-        return _from_path(segments)
-    if host.endswith(".t.me"):
-        return _from_subdomain(host.removesuffix(".t.me"), segments)
+        return _from_path(_segments(_without_web_preview(parts.path)))
     return _invalid(f"not a Telegram host: {host or 'none'}")
 
 
-def _from_subdomain(name: str, segments: list[str]) -> ParsedLink:
-    if not segments:
-        return _from_username(name)
-    if len(segments) == 1:
-        return _post(name, segments[0])
-    return _invalid("unexpected path after a name.t.me host")
+def _from_subdomain(name: str, path: str) -> ParsedLink:
+    """name.t.me/... is t.me/name/...; a reserved name (joinchat.t.me, call.t.me...) is no chat."""
+    if name in RESERVED_NAMES or len(name) < MIN_SUBDOMAIN_LENGTH:
+        return _invalid(f"{name}.t.me is not a chat link")
+    return _from_path([name, *_segments(path)])
+
+
+def _without_web_preview(path: str) -> str:
+    """t.me/s/<name> is the web preview of <name>'s channel; the apps drop every leading /s/."""
+    while path.startswith(("/s/", "/%73/")):
+        path = path[path.index("/", 1) :]
+    return path
+
+
+def _segments(path: str) -> list[str]:
+    """The path's segments, decoded; trailing empty ones dropped, an empty first one kept (it is no name)."""
+    segments = [unquote(segment) for segment in path.removeprefix("/").split("/")]
+    while segments and not segments[-1]:
+        segments.pop()
+    return segments
 
 
 def _from_path(segments: list[str]) -> ParsedLink:
     if not segments:
         return _invalid("no chat in the link")
     first = segments[0]
-    if first.startswith("+"):
-        return _from_invite(first[1:], extra=segments[1:])
-    lowered = first.lower()
+    if not first:
+        return _invalid("an empty path segment before the chat name")
+    if first[0] in "+ ":  # " " is how t.me/%20<hash> reads
+        return _from_invite(first[1:])
+    lowered = first.lower()  # keywords in any case, as Telegram Desktop reads them
     if lowered == "joinchat":
-        return _from_invite(segments[1] if len(segments) > 1 else "", extra=segments[2:])
+        return _from_invite(segments[1] if len(segments) > 1 else "")
     if lowered == "c":
         return _private_post(segments[1:])
-    if lowered == "s":
-        segments = segments[1:]
-        if not segments:
-            return _invalid("no chat after /s/")
-    name, rest = segments[0], segments[1:]
-    if name.lower() in RESERVED_PATHS:
-        return _invalid(f"t.me/{name.lower()} is not a chat link")
-    if not rest:
-        return _from_username(name)
-    # t.me/name/post or, in a forum, t.me/name/topic/post: the message is the last number.
-    if len(rest) <= 2 and all(NUMBER.fullmatch(part) for part in rest):
-        return _post(name, rest[-1])
-    return _invalid("unexpected path after the chat name")
+    if lowered == "boost" and len(segments) == 2:
+        return _from_username(segments[1])
+    if lowered in RESERVED_NAMES:
+        return _invalid(f"t.me/{lowered} is not a chat link")
+    chat = _from_username(first)
+    post_id = _post_in(segments[1:])
+    if not chat.is_valid or post_id is None:
+        # Whatever else follows a name (a story, a Mini App, a collection, post 0) belongs to that chat.
+        return chat
+    return _post_link(chat, post_id)
+
+
+def _post_in(rest: list[str]) -> int | None:
+    """t.me/name/<post> or, in a forum, t.me/name/<topic>/<post>; anything after them is ignored."""
+    post_id = _positive(rest[0]) if rest else None
+    if post_id is None:
+        return None
+    in_topic = _positive(rest[1]) if len(rest) > 1 else None
+    return in_topic or post_id
+
+
+def _positive(segment: str) -> int | None:
+    if not DIGITS.fullmatch(segment) or not 0 < int(segment) <= MAX_ID:
+        return None
+    return int(segment)
 
 
 def _from_tg_uri(text: str) -> ParsedLink:
@@ -147,7 +174,7 @@ def _from_tg_uri(text: str) -> ParsedLink:
             return _post(query["domain"], query["post"])
         return _from_username(query["domain"])
     if action == "join":
-        return _from_invite(query.get("invite", ""), extra=[])
+        return _from_invite(query.get("invite", ""))
     if action == "privatepost":
         return _private_post([query.get("channel", ""), query.get("post", "")])
     return _invalid(f"unsupported tg:// action {action or 'none'!r}")
@@ -157,20 +184,25 @@ def _from_username(name: str) -> ParsedLink:
     username = name.lower()
     if not USERNAME.fullmatch(username) or "__" in username:
         return _invalid(f"not a valid username: {name[:64]!r}")
-    if username in RESERVED_PATHS:
+    if username in RESERVED_NAMES:
         return _invalid(f"{username!r} is reserved by Telegram")
-    # Telegram keeps names ending in "bot" for bots.
+    # Telegram keeps names ending in "bot" for bots, but not every bot's name ends so (@BotFather, @gif):
+    # this kind is the spelling's guess, and the inspector reports the resolved peer's.
     kind: LinkKind = "bot" if username.endswith("bot") else "public"
     return ParsedLink(kind=kind, username=username, normalized=f"https://t.me/{username}")
 
 
 def _post(name: str, post: str) -> ParsedLink:
     chat = _from_username(name)
-    if not chat.is_valid:
+    if not chat.is_valid or post == "0":  # post 0 is none: the apps open the chat
         return chat
-    if not NUMBER.fullmatch(post):
+    post_id = _positive(post)
+    if post_id is None:
         return _invalid(f"not a post number: {post[:32]!r}")
-    post_id = int(post)
+    return _post_link(chat, post_id)
+
+
+def _post_link(chat: ParsedLink, post_id: int) -> ParsedLink:
     return ParsedLink(
         kind="post",
         username=chat.username,
@@ -180,9 +212,11 @@ def _post(name: str, post: str) -> ParsedLink:
 
 
 def _private_post(segments: list[str]) -> ParsedLink:
-    if len(segments) not in (2, 3) or not all(NUMBER.fullmatch(part) for part in segments):
+    """t.me/c/<channel>/<post>, or t.me/c/<channel>/<topic>/<post>; anything after them is ignored."""
+    channel_id = _positive(segments[0]) if segments else None
+    post_id = _post_in(segments[1:])
+    if channel_id is None or post_id is None:
         return _invalid("a t.me/c/ link needs a channel id and a post number")
-    channel_id, post_id = int(segments[0]), int(segments[-1])
     return ParsedLink(
         kind="private_post",
         channel_id=channel_id,
@@ -191,10 +225,8 @@ def _private_post(segments: list[str]) -> ParsedLink:
     )
 
 
-def _from_invite(invite_hash: str, *, extra: list[str]) -> ParsedLink:
-    if extra:
-        return _invalid("unexpected path after the invite hash")
-    if invite_hash.isdigit():
+def _from_invite(invite_hash: str) -> ParsedLink:
+    if PHONE_NUMBER.fullmatch(invite_hash):
         return _invalid("a phone number link, not a chat")
     if not INVITE_HASH.fullmatch(invite_hash):
         return _invalid(f"not a valid invite hash: {invite_hash[:64]!r}")

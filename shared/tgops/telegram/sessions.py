@@ -228,9 +228,9 @@ class TelethonClientFactory:
             )
         self._settings = settings
         if settings.telegram_server_public_key:
-            from telethon.crypto import rsa
+            from tgops.telegram.server_key import add_server_key
 
-            rsa.add_key(settings.telegram_server_public_key, old=False)
+            add_server_key(settings.telegram_server_public_key)
 
     def __call__(self, account: Account, session: str, proxy_password: str | None) -> MtprotoClient:
         from telethon import TelegramClient
