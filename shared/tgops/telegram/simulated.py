@@ -307,6 +307,7 @@ class SimulatedProfile:
     privacy: dict[type, list[Any]] = field(default_factory=dict)
     photos: list[types.Photo] = field(default_factory=list)
     stories: list[int] = field(default_factory=list)
+    photos_uploaded: int = 0
     uploaded_parts: Counter = field(default_factory=Counter)
 
     @classmethod
@@ -372,8 +373,9 @@ class SimulatedProfile:
         if uploaded is None or uploaded.id not in self.uploaded_parts:
             raise errors.FilePartMissingError(request=request, capture=0)
         video_sizes = [types.VideoSize(type="u", w=640, h=640, size=1)] if request.video else None
+        self.photos_uploaded += 1
         photo = types.Photo(
-            id=self.user_id * 1000 + len(self.photos) + 1, access_hash=1, file_reference=b"", date=None,
+            id=self.user_id * 1000 + self.photos_uploaded, access_hash=1, file_reference=b"", date=None,
             sizes=[types.PhotoSize(type="x", w=640, h=640, size=1)], dc_id=2, video_sizes=video_sizes,
         )  # fmt: skip
         self.photos.append(photo)
