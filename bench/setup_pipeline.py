@@ -5,7 +5,7 @@
 Real Postgres and Redis (tgops.local.services), one process. Telegram is tgops.telegram.simulated: 50-300 ms
 per request, one account in ten gets a FLOOD_WAIT (10 s) on its first change, three accounts are banned.
 Each account is behind its own rotating-proxy throttle key (proxy_throttle_sec 2 s, the production value).
-The dispatcher (tgops.accounts.dispatch) runs every second; 90 asyncio consumers run what it queues through
+The dispatcher (tgops.accounts.dispatch) runs every second; 400 asyncio consumers run what it queues through
 the runner (tgops.accounts.runner → MtprotoPool.call_on → the executors), until every task of every usable
 account is done. Then every task is set pending again and the whole run repeats: a second full run.
 
@@ -53,7 +53,9 @@ TASKS_PER_ACCOUNT = 8
 LATENCY_SEC = (0.050, 0.300)
 FLOOD_EVERY = 10
 FLOOD_WAIT_SEC = 10
-CONSUMERS = 90  # redis-py 8 fails (not waits) beyond 100 connections per client: one each, plus upkeep
+# A consumer waiting for an account's throttle slot holds no connection but holds its task: two per account
+# keep every account's next task ready when its slot frees.
+CONSUMERS = 2 * ACCOUNTS
 DISPATCH_EVERY_SEC = 1.0
 KEY = "YmVuY2gtb25seS1mZXJuZXQta2V5LTMyLWJ5dGVzISE="
 
@@ -87,25 +89,37 @@ async def add_accounts(db: Database, cipher: SessionCipher) -> None:
         await fleet.add(phone=f"+1888{number:07d}", session=f"bench-{kind}-{number}", probe=False)
 
 
-async def run_pipeline(runtime: Runtime, runner: SetupRunner) -> dict:
-    """Dispatch every second and run what is queued with CONSUMERS workers until no usable task is open."""
+async def run_pipeline(runtime: Runtime, runner: SetupRunner, *, lanes: bool) -> dict:
+    """Dispatch every second and run what is queued until no usable task is open: with CONSUMERS workers
+    sharing one queue (as the SQS worker does), or with one lane per account (an account's tasks one after
+    another, never two of them waiting in the pool at once)."""
     db = await runtime.database()
     queues: InMemoryQueues = runtime.queues()
-    work: asyncio.Queue[int] = asyncio.Queue()
+    work: dict[int, asyncio.Queue[int]] = {}
+    shared: asyncio.Queue[int] = asyncio.Queue()
     statuses: dict[str, int] = {}
+    consumers: list[asyncio.Task] = []
     started, cpu_started = time.perf_counter(), time.process_time()
 
-    async def consume() -> None:
+    async def consume(queue: asyncio.Queue[int]) -> None:
         while True:
-            task_id = await work.get()
+            task_id = await queue.get()
             status = await runner.run(task_id)
             statuses[status] = statuses.get(status, 0) + 1
-            work.task_done()
+
+    def lane(account_id: int) -> asyncio.Queue[int]:
+        if not lanes:
+            return shared
+        if account_id not in work:
+            work[account_id] = asyncio.Queue()
+            consumers.append(asyncio.create_task(consume(work[account_id])))
+        return work[account_id]
 
     async def dispatch_once() -> None:
         await dispatch.run(runtime)
         for sent in queues.sent:
-            work.put_nowait(decode(sent.body, RunSetupTask).task_id)
+            job = decode(sent.body, RunSetupTask)
+            lane(job.account_id).put_nowait(job.task_id)
         queues.sent.clear()
 
     async def dispatching() -> None:
@@ -114,7 +128,8 @@ async def run_pipeline(runtime: Runtime, runner: SetupRunner) -> dict:
             await dispatch_once()
 
     await dispatch_once()
-    consumers = [asyncio.create_task(consume()) for _ in range(CONSUMERS)]
+    if not lanes:
+        consumers += [asyncio.create_task(consume(shared)) for _ in range(CONSUMERS)]
     dispatcher = asyncio.create_task(dispatching())
     while open_tasks := (await db.fetch_one("setup_open_task_count"))["open"]:
         print(f"{time.perf_counter() - started:6.1f}s open {open_tasks} runs {statuses}", file=sys.stderr)
@@ -149,46 +164,50 @@ async def main() -> None:
         await add_accounts(db, cipher)
         settings = settings.model_copy(update={"setup_media_dir": make_media()})
         runtime.settings = settings
-        telegram = SimulatedTelegram(
-            latency_sec=LATENCY_SEC,
-            rng=random.Random(7),
-            flood_every=FLOOD_EVERY,
-            flood_wait_sec=FLOOD_WAIT_SEC,
-        )
-        redis = RedisPyClient(settings.redis_url)
+        redis = RedisPyClient(settings.redis_url, max_connections=CONSUMERS + 50)
+        state_reads = count_reads(db, "mtproto_account_state")
 
         figures = {}
-        for run in ("first", "second"):
-            _, pool = create_runner(settings, db=db, redis=redis, client_factory=telegram.factory)
-            calls = TimedPool(pool)
-            runner = SetupRunner(settings, db, calls, MediaStore(settings))
-            changes_before = sum(telegram.changes.values())
-            result = await run_pipeline(runtime, runner)
-            await pool.close()
-            tasks = sum(result["runs"].values())
-            usable = ACCOUNTS - (BANNED if run == "second" else 0)
-            limit = usable / settings.proxy_throttle_sec
-            rate = calls.rate()
-            figures[run] = {
-                "wall_sec": round(result["wall_sec"], 1),
-                "task_runs": result["runs"],
-                "mtproto_calls": len(calls.starts),
-                "throttle_limit_calls_per_sec": limit,
-                "calls_per_sec": round(rate, 1),
-                "calls_per_sec_over_throttle_limit": round(rate / limit, 3),
-                "cpu_bound_calls_per_sec": round(len(calls.starts) / result["cpu_sec"], 1),
-                "cpu_ms_per_task": round(result["cpu_sec"] / tasks * 1000, 2),
-                "change_requests": sum(telegram.changes.values()) - changes_before,
-            }
-            reset_tasks(settings.database_url)
+        for mode in ("shared", "lanes"):
+            telegram = SimulatedTelegram(
+                latency_sec=LATENCY_SEC,
+                rng=random.Random(7),
+                flood_every=FLOOD_EVERY,
+                flood_wait_sec=FLOOD_WAIT_SEC,
+            )
+            for run in ("first", "second"):
+                _, pool = create_runner(settings, db=db, redis=redis, client_factory=telegram.factory)
+                calls = TimedPool(pool)
+                runner = SetupRunner(settings, db, calls, MediaStore(settings))
+                changes_before, reads_before = sum(telegram.changes.values()), state_reads[0]
+                result = await run_pipeline(runtime, runner, lanes=mode == "lanes")
+                await pool.close()
+                tasks = sum(result["runs"].values())
+                usable = ACCOUNTS - (BANNED if run == "second" else 0)
+                limit = usable / settings.proxy_throttle_sec
+                rate = calls.rate()
+                figures[f"{mode}_{run}"] = {
+                    "wall_sec": round(result["wall_sec"], 1),
+                    "task_runs": result["runs"],
+                    "mtproto_calls": len(calls.starts),
+                    "throttle_limit_calls_per_sec": limit,
+                    "calls_per_sec": round(rate, 1),
+                    "calls_per_sec_over_throttle_limit": round(rate / limit, 3),
+                    "cpu_bound_calls_per_sec": round(len(calls.starts) / result["cpu_sec"], 1),
+                    "cpu_ms_per_task": round(result["cpu_sec"] / tasks * 1000, 2),
+                    "change_requests": sum(telegram.changes.values()) - changes_before,
+                    "pool_state_reads_per_call": round(
+                        (state_reads[0] - reads_before) / len(calls.starts), 1
+                    ),
+                    "calls_while_cooling_down": sum(telegram.calls_while_cooling.values()),
+                    "calls_after_ban": sum(telegram.calls_after_ban.values()),
+                }
+                reset_tasks(settings.database_url, fresh=run == "second")
         await redis.aclose()
         await runtime.close()
-        counts = {
-            "calls_while_cooling_down": sum(telegram.calls_while_cooling.values()),
-            "calls_after_ban": sum(telegram.calls_after_ban.values()),
-        }
 
-    first, second = figures["first"], figures["second"]
+    shared_first, shared_second = figures["shared_first"], figures["shared_second"]
+    lanes_first, lanes_second = figures["lanes_first"], figures["lanes_second"]
     print(
         json.dumps(
             {
@@ -199,28 +218,57 @@ async def main() -> None:
                 "latency_ms": [LATENCY_SEC[0] * 1000, LATENCY_SEC[1] * 1000],
                 "flood_wait": {"one_account_in": FLOOD_EVERY, "sec": FLOOD_WAIT_SEC},
                 "proxy_throttle_sec": settings.proxy_throttle_sec,
-                "consumers": CONSUMERS,
-                "a_first_run_calls_per_sec_over_throttle_limit": first["calls_per_sec_over_throttle_limit"],
-                "a_second_run_calls_per_sec_over_throttle_limit": second["calls_per_sec_over_throttle_limit"],
-                "b_second_run_change_requests": second["change_requests"],
-                "c_calls_while_cooling_down": counts["calls_while_cooling_down"],
-                "c_calls_after_ban": counts["calls_after_ban"],
-                "d_cpu_ms_per_task_first_run": first["cpu_ms_per_task"],
-                "d_cpu_ms_per_task_second_run": second["cpu_ms_per_task"],
-                "first_run": first,
-                "second_run": second,
+                "shared_queue_consumers": CONSUMERS,
+                "a_calls_per_sec_over_throttle_limit": {
+                    "shared_first": shared_first["calls_per_sec_over_throttle_limit"],
+                    "shared_second": shared_second["calls_per_sec_over_throttle_limit"],
+                    "lanes_first": lanes_first["calls_per_sec_over_throttle_limit"],
+                    "lanes_second": lanes_second["calls_per_sec_over_throttle_limit"],
+                },
+                "a_cpu_bound_calls_per_sec_over_throttle_limit": round(
+                    min(
+                        run["cpu_bound_calls_per_sec"] / run["throttle_limit_calls_per_sec"]
+                        for run in figures.values()
+                    ),
+                    3,
+                ),
+                "b_second_run_change_requests": shared_second["change_requests"]
+                + lanes_second["change_requests"],
+                "c_calls_while_cooling_down": shared_second["calls_while_cooling_down"]
+                + lanes_second["calls_while_cooling_down"],
+                "c_calls_after_ban": shared_second["calls_after_ban"] + lanes_second["calls_after_ban"],
+                "d_cpu_ms_per_task": {name: run["cpu_ms_per_task"] for name, run in figures.items()},
+                "runs": figures,
             }
         )
     )
 
 
-def reset_tasks(database_url: str) -> None:
-    """Every task pending again, as if never run: what a second full run starts from."""
+def count_reads(db: Database, name: str) -> list[int]:
+    """How often the pool reads one named query (a diagnostic: the pool's work per call)."""
+    count = [0]
+    fetch_one = db.fetch_one
+
+    async def counted(query, params=None):
+        if query == name:
+            count[0] += 1
+        return await fetch_one(query, params)
+
+    db.fetch_one = counted
+    return count
+
+
+def reset_tasks(database_url: str, *, fresh: bool) -> None:
+    """Every task pending again, as if never run: what a second full run starts from. `fresh` also forgets
+    what the tasks set and re-enables the banned accounts, for a first run on a new simulated Telegram."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
             "UPDATE mtproto_account_tasks SET status = 'pending', retry_at = NULL, enqueued_at = NULL, attempts = 0"
         )
         connection.execute("UPDATE mtproto_accounts SET cooldown_until = NULL")
+        if fresh:
+            connection.execute("UPDATE mtproto_account_tasks SET result_json = NULL")
+            connection.execute("UPDATE mtproto_accounts SET disabled_at = NULL, disabled_reason = NULL")
 
 
 def make_media():
