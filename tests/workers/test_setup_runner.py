@@ -192,6 +192,8 @@ async def test_a_banned_account_is_disabled_and_its_task_fails_with_the_reason(
     account = await db.fetch_one("mtproto_get_account", {"id": account_id})
     assert account["disabled_reason"] == "USER_DEACTIVATED_BAN"
     assert await dispatch.run(runtime) == {"enabled": True, "created": 0, "enqueued": 0, "unsent": 0}
+    await db.execute("fleet_enable_account", {"id": account_id})  # signed in again, say
+    assert (await dispatch.run(runtime))["enqueued"] == 1  # the task that never ran is queued again
 
 
 async def test_peer_flood_rests_the_account_long_and_retries(

@@ -70,10 +70,8 @@ class SetupRunner:
             "setup_start_task", {"id": task_id, "stale_sec": self._settings.setup_enqueue_stale_sec}
         )
         if row is None:
-            log.info(
-                "setup task not eligible now (finished, not due, or its account unusable)",
-                extra={"task_id": task_id},
-            )
+            await self._db.execute("setup_release_task", {"id": task_id})
+            log.info("setup task %s not eligible now (finished, not due, or its account unusable)", task_id)
             return "skipped"
         decision = await self._attempt(row)
         await self._finish(row, decision)

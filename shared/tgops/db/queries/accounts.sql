@@ -132,6 +132,11 @@ WHERE t.id = %(id)s AND a.id = t.account_id
 RETURNING t.id, t.account_id, t.task_type, t.payload_json, t.result_json, t.attempts,
           GREATEST(0, CEIL(EXTRACT(EPOCH FROM a.cooldown_until - now())))::int AS cooldown_left_sec;
 
+-- name: setup_release_task
+-- A message for a task that may not run now (its account disabled, or it ran already): the dispatcher may
+-- queue it again once it is due, instead of waiting for setup_enqueue_stale_sec.
+UPDATE mtproto_account_tasks SET enqueued_at = NULL WHERE id = %(id)s AND status <> 'running';
+
 -- name: setup_finish_task
 UPDATE mtproto_account_tasks
 SET status = %(status)s,
