@@ -201,6 +201,50 @@ class Settings(BaseSettings):
     # Account setup (seed 003)
     setup_backoff_sec: list[int] = [60, 300, 900, 3600]
 
+    # Account fleet (issue 17): session envelope encryption, setup pipeline, its media.
+    session_kms_key_id: str | None = None  # set on AWS: data keys from KMS; unset: the local key wraps them
+    kms_endpoint_url: str | None = None
+    setup_enabled: bool = False
+    setup_tasks: list[
+        Literal[
+            "ensure_2fa",
+            "update_name",
+            "privacy_phone_hidden",
+            "privacy_last_seen_everybody",
+            "set_photo_jpg",
+            "set_photo_animated",
+            "story_image",
+            "story_video",
+        ]
+    ] = [
+        "ensure_2fa",
+        "update_name",
+        "privacy_phone_hidden",
+        "privacy_last_seen_everybody",
+        "set_photo_jpg",
+        "set_photo_animated",
+        "story_image",
+        "story_video",
+    ]
+    setup_2fa_enable: bool = False  # set a 2FA password where none is (from the task payload or the secret)
+    setup_2fa_password: SecretStr | None = None
+    setup_2fa_hint: str = ""
+    setup_first_name: str | None = None  # a task payload's first_name/last_name wins
+    setup_last_name: str = ""
+    setup_media_dir: Path | None = None  # development: media files under this folder
+    setup_media_bucket: str | None = None  # AWS: media objects in this S3 bucket
+    setup_photo_jpg: str = "photo.jpg"
+    setup_photo_animated: str = "avatar.mp4"  # an MP4, or a GIF converted to MP4 before upload
+    setup_story_image: str = "story.jpg"
+    setup_story_video: str = "story.mp4"
+    setup_dispatch_limit: int = Field(5000, ge=1)  # tasks enqueued per dispatch run
+    setup_enqueue_stale_sec: int = Field(3600, gt=0)  # an enqueued task not run by then is enqueued again
+    setup_story_limit_retry_sec: int = Field(86400, gt=0)  # STORIES_TOO_MUCH: try again this much later
+    dev_simulated_action_accounts: int = Field(
+        0, ge=0
+    )  # tgops dev, simulated Telegram: action accounts to seed
+    dev_simulated_banned_accounts: int = Field(0, ge=0)  # ... of which this many are banned
+
     # Broadcaster and DM bot (seed 004)
     broadcast_rate_per_sec: float = Field(5, gt=0)
     broadcast_group_spacing_sec: float = Field(3, ge=0)

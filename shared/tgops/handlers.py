@@ -16,11 +16,14 @@ QUEUE_HANDLERS: dict[str, str] = {
     "tg-inspect": "tgops.orders.validation:handle",
     "group_message_queue": "tgops.broadcast.consumer:handle",
     "tgms_queue": "tgops.groups.consumer:handle",
+    "tg-setup-fast": "tgops.accounts.runner:handle",
+    "tg-setup-media": "tgops.accounts.runner:handle",
 }
 SCHEDULE_HANDLERS: dict[str, str] = {
     "poll_orders": "tgops.orders.polling:run",
     "generate_tasks": "tgops.provider.generation:run",
     "group_tick": "tgops.groups.tick:run",
+    "dispatch_setup": "tgops.accounts.dispatch:run",
 }
 
 

@@ -306,3 +306,14 @@ async def test_a_managed_bot_created_through_telegram_is_adopted(runtime, bot_ap
     [bot] = await (await runtime.database()).fetch_all("dm_owned_bots", {"owner_user_id": 1051})
     assert bot["username"] == "mine_bot"
     assert bot_api.calls_to("setWebhook", managed_token)
+
+
+async def test_a_cloned_bots_sealed_token_opens_only_for_its_own_row(runtime, bot_api):
+    from tgops.dm.bots import open_token, seal_token
+    from tgops.telegram.sessions import SessionDecryptError
+
+    sealed = seal_token(runtime.settings, 7, CLONE_TOKEN)
+    assert open_token(runtime.settings, 7, sealed) == CLONE_TOKEN
+    with pytest.raises(SessionDecryptError) as refused:
+        open_token(runtime.settings, 8, sealed)
+    assert CLONE_TOKEN not in str(refused.value)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from tgops.cli.accounts import app as accounts_app
 from tgops.cli.apikey import app as apikey_app
 from tgops.cli.bot import app as bot_app
 from tgops.cli.db import app as db_app
 from tgops.cli.dev import app as dev_app
 from tgops.cli.outbox import app as outbox_app
 from tgops.cli.panel import app as panel_app
+from tgops.cli.setup import app as setup_app
 from tgops.cli.tasks import app as tasks_app
 from tgops.cli.version import app as version_app
 
@@ -22,6 +24,8 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
 app.add_typer(bot_app, name="bot")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(setup_app, name="setup")
 
 
 @app.callback()

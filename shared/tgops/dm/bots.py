@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.db.database import Database
     from tgops.telegram.bot_client import BotClient
+    from tgops.telegram.sessions import SessionCipher
 
 log = logging.getLogger(__name__)
 TOKEN_CONTEXT = "bot_token"
@@ -82,16 +83,24 @@ async def identify(db: Database, settings: Settings, bot_id: int) -> BotIdentity
     return BotIdentity(bot_id, open_token(settings, bot_id, row["token_encrypted"]), row["username"])
 
 
-def seal_token(settings: Settings, bot_id: int, token: str) -> str:
+def _token_cipher(settings: Settings) -> SessionCipher:
+    """The local key only: the sessions' KMS key is the Fargate workers' alone, and bot tokens are opened
+    by the DM consumer Lambda. Sealed with the row's id, so a token copied to another row opens nowhere."""
     from tgops.telegram.sessions import SessionCipher
 
-    return SessionCipher.from_settings(settings).encrypt(token)
+    return SessionCipher(settings.session_encryption_key.get_secret_value())
+
+
+def seal_token(settings: Settings, bot_id: int, token: str) -> str:
+    from tgops.telegram.sessions import BOT_TOKEN
+
+    return _token_cipher(settings).encrypt(token, account_id=bot_id, purpose=BOT_TOKEN)
 
 
 def open_token(settings: Settings, bot_id: int, sealed: str) -> str:
-    from tgops.telegram.sessions import SessionCipher
+    from tgops.telegram.sessions import BOT_TOKEN
 
-    return SessionCipher.from_settings(settings).decrypt(sealed)
+    return _token_cipher(settings).decrypt(sealed, account_id=bot_id, purpose=BOT_TOKEN)
 
 
 def new_webhook_secret() -> str:

@@ -194,11 +194,16 @@ async def prepare_telegram(settings: Settings, db: Database, *, embedded_databas
         raise StartupError(str(error)) from None
     ids = await simulated.seed_probe_accounts(db, cipher)
     log.info("simulated probe accounts ready: ids %s", ", ".join(map(str, ids)))
+    if count := settings.dev_simulated_action_accounts:
+        banned = min(settings.dev_simulated_banned_accounts, count)
+        ids = await simulated.seed_action_accounts(db, cipher, count, banned=banned)
+        log.info("simulated action accounts ready (%d banned): ids %s", banned, ", ".join(map(str, ids)))
 
 
 async def serve(settings: Settings, stop: asyncio.Event, *, started: dict[str, str] | None = None) -> None:
     """Serve until `stop` is set; `started` holds what this run started for itself (EmbeddedServices)."""
     started = started or {}
+    from tgops.accounts.runner import close_shared_runner
     from tgops.api.app import create_app, freeze_loaded_objects
     from tgops.local.loops import background_tasks
     from tgops.orders.validation import close_shared_inspector
@@ -230,6 +235,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, started: dict[str, s
     server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     await close_shared_inspector(runtime)
+    await close_shared_runner(runtime)
     await runtime.close()
 
 

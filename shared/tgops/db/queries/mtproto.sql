@@ -81,3 +81,11 @@ SELECT id, is_probe, proxy_type, proxy_host, proxy_port, proxy_username,
        GREATEST(0, CEIL(EXTRACT(EPOCH FROM cooldown_until - now())))::int AS cooldown_left_sec
 FROM mtproto_accounts
 WHERE id = %(id)s;
+
+-- name: mtproto_seed_simulated_action_account
+-- `tgops dev` with a simulated Telegram: a simulated action account exists and is active; its session is
+-- written right after, sealed for the id returned.
+INSERT INTO mtproto_accounts (phone, is_probe)
+VALUES (%(phone)s, false)
+ON CONFLICT (phone) DO UPDATE SET is_probe = false, is_active = true, updated_at = now()
+RETURNING id;

@@ -19,7 +19,7 @@ from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
 from tgops.telegram.accounts import Account, Claim
 from tgops.telegram.errors import safe_detail
-from tgops.telegram.sessions import ClientFactory, MtprotoClient, SessionCipher
+from tgops.telegram.sessions import PROXY_PASSWORD, ClientFactory, MtprotoClient, SessionCipher
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,12 @@ class Ownership:
     async def client_for(self, account: Account, owned: Owned, claim: Claim) -> MtprotoClient:
         client = owned.client
         if client is None:
-            session = self._cipher.decrypt(claim.session_encrypted)
+            # Each secret opens only for its own account and purpose (its encryption context).
+            session = self._cipher.decrypt(claim.session_encrypted, account_id=account.id)
             password = (
-                self._cipher.decrypt(claim.proxy_password_encrypted)
+                self._cipher.decrypt(
+                    claim.proxy_password_encrypted, account_id=account.id, purpose=PROXY_PASSWORD
+                )
                 if claim.proxy_password_encrypted
                 else None
             )
