@@ -17,6 +17,7 @@ QUEUE_HANDLERS: dict[str, str] = {
 SCHEDULE_HANDLERS: dict[str, str] = {
     "poll_orders": "tgops.orders.polling:run",
     "generate_tasks": "tgops.provider.generation:run",
+    "flush_panel_updates": "tgops.orders.panel_updates:run",
 }
 
 

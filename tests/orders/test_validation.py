@@ -22,7 +22,7 @@ async def add_order(db, remote_order_id, *, service_id=1, link=LINK, remains=10,
         "upsert_provider_order",
         {"remote_order_id": remote_order_id, "remote_service_id": service_id, "raw_link": link, "link": link,
          "quantity": 10, "remains": remains, "start_count": 0, "status": status, "error": None,
-         "validation_result": None, "claim_stale_sec": 1800, "recent_error_sec": 30},
+         "validation_result": None, "post_id": None, "recent_error_sec": 30},
     )  # fmt: skip
 
 

@@ -186,7 +186,7 @@ class Providers:
         response = await self.api.post(f"{BASE}/tasks/report", json=report)
         self.late_reports += 1
         if response.status_code != 200:
-            self.refusals.append(report)
+            self.refusals.append(report | {"answer": response.text})
 
     def open_tasks(self) -> int:
         sql = "SELECT count(*) FROM telegram_tasks WHERE status NOT IN ('done', 'failed')"

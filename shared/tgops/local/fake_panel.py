@@ -3,8 +3,9 @@
 `tgops dev` starts one when TGOPS_PANEL_BASE_URL is not set (its orders kept in `<data_dir>/`, so they
 and their ids survive a restart); `tgops panel order` places orders in it. Tests use it directly:
 `with FakePanel(api_key="k") as panel: panel.place_order(...)`, then point TGOPS_PANEL_BASE_URL at
-`panel.url`; `panel.script(status, body)` makes the next GET a canned answer (malformed JSON, HTTP 500...);
-`panel.down = True` answers every request 503 until it is set back.
+`panel.url`; `panel.script(status, body)` makes the next GET or PATCH a canned answer (malformed JSON,
+HTTP 500...); `panel.down = True` answers every request 503 until it is set back; `panel.stall_sec`
+makes every answer wait that long (a timeout, for a client with a shorter one).
 
     GET   /orders?status=&service_id=&limit=&offset=    the orders, as HttpPanel reads them
     POST  /orders {"service_id": 1, "link": "https://t.me/durov", "quantity": 100}   -> 201 {"id": 1001}
@@ -19,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +49,7 @@ class FakePanel:
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEPT_REQUESTS))
     updates: list[dict[str, Any]] = field(default_factory=list)  # {"order_id", "key", "fields"}
     down: bool = False
+    stall_sec: float = 0
     _canned: list[CannedAnswer] = field(default_factory=list)
     _applied_keys: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(FIRST_ORDER_ID))
@@ -77,7 +80,7 @@ class FakePanel:
             self.orders[-len(self.orders) - 1] = item
 
     def script(self, status: int, body: str) -> None:
-        """The next GET /orders answers this instead of the orders."""
+        """The next GET /orders or PATCH /orders/<id> answers this instead."""
         self._canned.append(CannedAnswer(status, body))
 
     def apply_update(self, order_id: int, key: str, fields: dict[str, Any]) -> bool:
@@ -188,6 +191,9 @@ def _handler_for(panel: FakePanel) -> type[BaseHTTPRequestHandler]:
                 fields = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             except ValueError:
                 return self._answer(400, json.dumps({"error": "body is not JSON"}))
+            if panel._canned:
+                canned = panel._canned.pop(0)
+                return self._answer(canned.status, canned.body)
             if not isinstance(fields, dict) or not panel.apply_update(order_id, key, fields):
                 return self._answer(404, json.dumps({"error": f"no order {order_id}"}))
             self._answer(200, json.dumps({"ok": True}))
@@ -214,6 +220,8 @@ def _handler_for(panel: FakePanel) -> type[BaseHTTPRequestHandler]:
             self._answer(201, json.dumps({"id": order_id}))
 
         def _authorized(self) -> bool:
+            if panel.stall_sec:
+                time.sleep(panel.stall_sec)
             if panel.down:
                 self._answer(503, "<html><body>503 Service Unavailable</body></html>")
                 return False

@@ -44,7 +44,7 @@ class FlushReport:
 
 
 async def flush(db: Database, panel: Panel, settings: Settings) -> FlushReport:
-    """Send what is due until nothing is, or a batch's worth has been tried."""
+    """Send what is due until nothing is, a batch's worth has been tried, or a send failed."""
     report = FlushReport()
     while report.sent + report.failed < settings.panel_update_batch:
         limit = settings.panel_update_batch - report.sent - report.failed
@@ -58,6 +58,8 @@ async def flush(db: Database, panel: Panel, settings: Settings) -> FlushReport:
                 report.sent += 1
             else:
                 report.failed += 1
+        if report.failed:
+            break  # the panel is failing: what is left waits for the next run, after its backoff
     return report
 
 

@@ -143,6 +143,7 @@ class OrderPoller:
             "remote_service_id": order.service_id,
             "raw_link": raw_link,
             "link": parsed.normalized or raw_link.strip(),
+            "post_id": parsed.post_id if parsed.kind in ("post", "private_post") else None,
             "quantity": order.quantity,
             "remains": order.remains,
             "start_count": order.start_count,

@@ -13,17 +13,19 @@ WITH previous AS (
 )
 INSERT INTO provider_orders AS o (
     remote_order_id, remote_service_id, raw_link, link, quantity, remains, start_count, status,
-    provider_last_error, validation_result, next_run_at, started_at
+    provider_last_error, validation_result, next_run_at, started_at, post_id
 ) VALUES (
     %(remote_order_id)s, %(remote_service_id)s, %(raw_link)s, %(link)s, %(quantity)s, %(remains)s,
     %(start_count)s, %(status)s, %(error)s, %(validation_result)s,
     CASE WHEN %(status)s IN ('awaiting', 'in_progress', 'pending') THEN now() END,
-    CASE WHEN %(status)s IN ('awaiting', 'in_progress', 'pending', 'completed', 'partial') THEN now() END
+    CASE WHEN %(status)s IN ('awaiting', 'in_progress', 'pending', 'completed', 'partial') THEN now() END,
+    %(post_id)s
 )
 ON CONFLICT (remote_order_id) DO UPDATE SET
     remote_service_id = EXCLUDED.remote_service_id,
     raw_link = EXCLUDED.raw_link,
     link = EXCLUDED.link,
+    post_id = EXCLUDED.post_id,
     quantity = EXCLUDED.quantity,
     remains = CASE WHEN o.started_at IS NULL THEN EXCLUDED.remains ELSE o.remains END,
     start_count = CASE WHEN o.started_at IS NULL THEN coalesce(EXCLUDED.start_count, o.start_count)
@@ -156,7 +158,7 @@ ORDER BY id;
 -- A done reported for one later is still applied (a done is a fact).
 UPDATE telegram_tasks SET
     status = 'failed',
-    result = jsonb_build_object('error', %(reason)s, 'withdrawn', true),
+    result = jsonb_build_object('error', %(reason)s::text, 'withdrawn', true),
     finished_at = now(),
     updated_at = now()
 WHERE order_id = %(order_id)s AND status IN ('queued', 'leased', 'pending')

@@ -10,7 +10,7 @@ SET phone = EXCLUDED.phone, is_active = EXCLUDED.is_active, meta = EXCLUDED.meta
 
 -- name: lock_due_orders
 -- SKIP LOCKED: a second generator running at once takes other orders, never the same one.
-SELECT o.id, o.remote_service_id, o.link, o.remains, o.action, o.per_call, o.post_id,
+SELECT o.id, o.remote_order_id, o.remote_service_id, o.link, o.status, o.remains, o.action, o.per_call, o.post_id,
        coalesce((SELECT sum(t.per_call) FROM telegram_tasks t
                  WHERE t.order_id = o.id AND t.status IN ('queued', 'leased', 'pending')), 0)::int AS open_quantity
 FROM provider_orders o
@@ -81,6 +81,7 @@ SELECT count(*)::int AS count,
            'account', json_build_object('provider_account_id', l.provider_account_id, 'phone', a.phone),
            'per_call', l.per_call,
            'post_id', (l.payload ->> 'post_id')::bigint,
+           'panel_order_id', (l.payload ->> 'panel_order_id')::bigint,
            'link_hash', l.link_hash,
            'attempt', l.attempt - 1,
            'lease_version', l.lease_version,
