@@ -8,7 +8,9 @@ import typer
 
 import tgops
 from tgops.cli.apikey import app as apikey_app
+from tgops.cli.orders import app as orders_app
 from tgops.cli.panel import app as panel_app
+from tgops.cli.provider import app as provider_app
 from tgops.cli.support import console, load_settings, one_line_errors
 from tgops.cli.tasks import app as tasks_app
 
@@ -16,6 +18,8 @@ app = typer.Typer(help="tgops: run, migrate and operate the Telegram backend.", 
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(panel_app, name="panel")
+app.add_typer(orders_app, name="orders")
+app.add_typer(provider_app, name="provider")
 
 
 @app.command()
