@@ -3,6 +3,7 @@ API through its HTTP routes (ASGI), validation from the tg-inspect messages the 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -22,6 +23,7 @@ from tgops.messaging.topology import INSPECT
 from tgops.orders import panel_updates
 from tgops.orders.panel import HttpPanel
 from tgops.orders.polling import OrderPoller
+from tgops.orders.timeline import order_timeline
 from tgops.orders.validation import GroupValidator
 from tgops.provider import generation
 from tgops.runtime import Runtime
@@ -135,6 +137,12 @@ async def test_one_order_from_the_panel_to_completed_and_the_panel_hears_every_s
         ("completed", 0, 1200),
     ]
     assert stack.panel.orders[order_id]["status"] == "completed"
+    timeline = await order_timeline(stack.db, order_id)
+    events = [event["event"] for event in timeline["events"]]
+    assert events[:3] == ["polled", "validated", "started"]
+    assert events.count("task created") == events.count("task done") == 3 and events.count("panel told") == 6
+    assert (timeline["tasks"], timeline["panel_updates"]) == ({"done": 3}, {"sent": 6, "pending": 0})
+    assert json.loads(json.dumps(timeline, default=str))["order"]["status"] == "completed"
     await stack.poll()  # the panel no longer lists it as executing; nothing moves back
     assert (await stack.order(order_id))["status"] == "completed"
 
