@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from tgops.cache.client import RedisClient
 from tgops.config import Settings
 from tgops.db.params import jsonb
-from tgops.orders import panel_updates
 from tgops.provider import claims
 from tgops.provider.actions import ActionRules, rules_for
 
@@ -141,8 +140,7 @@ async def take_done_from_orders(session: Session, done_tasks: Iterable[Row]) -> 
         quantities[task["order_id"]] += task["per_call"]
     if quantities:
         orders = [{"order_id": order, "quantity": quantity} for order, quantity in sorted(quantities.items())]
-        rows = await session.fetch_all("take_done_from_orders", {"orders": jsonb(orders)})
-        await panel_updates.record(session, [row["id"] for row in rows], "progress")
+        await session.execute("take_done_from_orders", {"orders": jsonb(orders)})  # and the panel's outbox
 
 
 async def _note_link_failures(

@@ -141,8 +141,9 @@ WHERE id = ANY(%(ids)s) AND status = 'depends_ok'
 RETURNING id, remote_order_id, remote_service_id;
 
 -- name: record_panel_update
--- What the panel hears, in this one place: the fields tgops owns, as they are now, one outbox row per
--- order for this change.
+-- What the panel hears: the fields tgops owns, as they are now, one outbox row per order for this
+-- change. take_done_from_orders (provider.sql) writes the same fields inline, to spare the report path
+-- a round trip: change both together.
 INSERT INTO order_panel_updates (order_id, remote_order_id, change, fields)
 SELECT id, remote_order_id, %(change)s, jsonb_build_object(
     'status', status,

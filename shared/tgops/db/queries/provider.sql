@@ -154,21 +154,32 @@ WHERE id = ANY(%(ids)s::char(26)[]);
 
 -- name: take_done_from_orders
 -- Orders are locked in id order first, so concurrent report batches touching the same orders
--- cannot deadlock.
+-- cannot deadlock. Each order's new state goes to the panel's outbox in the same statement (one round
+-- trip per batch on the report path), with the fields of `record_panel_update` in orders.sql.
 WITH done AS (
     SELECT * FROM jsonb_to_recordset(%(orders)s) AS d (order_id bigint, quantity integer)
 ),
 locked AS MATERIALIZED (
     SELECT o.id FROM provider_orders o JOIN done ON done.order_id = o.id ORDER BY o.id FOR UPDATE OF o
+),
+taken AS (
+    UPDATE provider_orders AS o
+    SET remains = greatest(o.remains - done.quantity, 0),
+        status = CASE WHEN o.remains - done.quantity <= 0 AND o.status IN ('awaiting', 'in_progress', 'pending')
+                      THEN 'completed' ELSE o.status END,
+        updated_at = now()
+    FROM done JOIN locked ON locked.id = done.order_id
+    WHERE o.id = done.order_id
+    RETURNING o.id, o.remote_order_id, o.status, o.start_count, o.remains, o.provider_last_error, o.finish_reason
 )
-UPDATE provider_orders AS o
-SET remains = greatest(o.remains - done.quantity, 0),
-    status = CASE WHEN o.remains - done.quantity <= 0 AND o.status IN ('awaiting', 'in_progress', 'pending')
-                  THEN 'completed' ELSE o.status END,
-    updated_at = now()
-FROM done JOIN locked ON locked.id = done.order_id
-WHERE o.id = done.order_id
-RETURNING o.id;
+INSERT INTO order_panel_updates (order_id, remote_order_id, change, fields)
+SELECT id, remote_order_id, 'progress', jsonb_build_object(
+    'status', status,
+    'start_count', start_count,
+    'remains', remains,
+    'reason', CASE status WHEN 'depends_failed' THEN provider_last_error WHEN 'partial' THEN finish_reason END)
+FROM taken
+ORDER BY id;
 
 -- name: task_status_counts
 SELECT status, count(*)::int AS tasks FROM telegram_tasks GROUP BY status;
