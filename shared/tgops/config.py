@@ -56,6 +56,15 @@ class ServiceRule(BaseModel):
     allow_paid: bool = False
     allow_join_request: bool = True
     bot: Literal["any", "required", "forbidden"] = "any"
+    # Execution (issue 12): what a validated order of this service does. `action` None: the service's
+    # TGOPS_PROVIDER_SERVICE_ACTIONS entry, else TGOPS_PROVIDER_DEFAULT_ACTION (subscribe). Without
+    # `auto_start` a validated order waits for the panel (or `tgops orders start ID`). The start count
+    # is the chat's participant count from the inspection, the panel's figure, or zero.
+    action: str | None = Field(None, min_length=1, max_length=64)
+    per_call: int = Field(1, ge=1, le=10_000)
+    interval_seconds: int = Field(60, ge=1, le=86_400)
+    auto_start: bool = True
+    start_count: Literal["participants", "panel", "zero"] = "participants"
 
 
 class Settings(BaseSettings):
@@ -160,14 +169,27 @@ class Settings(BaseSettings):
             "partial",
             "canceled",
         ]
-    ] = ["validating", "awaiting", "in_progress", "pending"]
+    ] = ["validating", "awaiting", "in_progress", "pending", "canceled"]
     panel_service_ids: list[int] = []  # empty: one request per status for every service
     panel_page_limit: int = Field(1000, ge=1)
     panel_timeout_sec: float = Field(10, gt=0)
     poll_lock_sec: int = Field(60, gt=0)  # outlives the poll_orders Lambda (50 s) that may die holding it
     validation_claim_batch: int = Field(100, ge=1)  # orders of one group claimed per job
-    validation_claim_stale_sec: int = Field(1800, gt=0)  # a claim older than this no longer blocks dispatch
+    # A validation job renews its claim (heartbeat) while it runs; one not renewed this long is stale.
+    validation_claim_stale_sec: int = Field(60, gt=0)
     order_service_rules: dict[int, ServiceRule] = {}
+    panel_max_pages: int = Field(1000, ge=1)  # pages of one status read per poll
+
+    # Orders: lifecycle and the panel outbox (issue 12). A failed report whose error names one of the
+    # definite link errors counts against its order; at the threshold the link is inspected again.
+    order_definite_link_errors: list[str] = [
+        "CHANNEL_PRIVATE", "CHANNEL_INVALID", "CHAT_INVALID", "USERNAME_NOT_OCCUPIED", "USERNAME_INVALID",
+        "INVITE_HASH_EXPIRED", "INVITE_HASH_INVALID", "MESSAGE_ID_INVALID", "LINK_INVALID",
+    ]  # fmt: skip
+    order_link_failures_before_recheck: int = Field(3, ge=1)
+    panel_update_batch: int = Field(200, ge=1)  # updates one flush sends
+    panel_update_claim_sec: int = Field(60, gt=0)  # a flusher that dies mid-send: another resends after this
+    panel_update_backoff_sec: list[int] = [5, 15, 60, 300, 900]  # then the last one, for as long as it takes
 
     # Provider pull (seed 002)
     task_lease_sec: int = Field(60, gt=0)

@@ -24,6 +24,7 @@ SCHEDULE_HANDLERS: dict[str, str] = {
     "generate_tasks": "tgops.provider.generation:run",
     "group_tick": "tgops.groups.tick:run",
     "dispatch_setup": "tgops.accounts.dispatch:run",
+    "flush_panel_updates": "tgops.orders.panel_updates:run",
 }
 
 

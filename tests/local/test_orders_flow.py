@@ -1,6 +1,8 @@
 """The orders flow offline in `tgops dev`: orders placed in its fake panel with `tgops panel order` are
-polled, inspected through the simulated Telegram (Telethon's real errors) and end depends_ok or
-depends_failed, as `tgops panel orders` shows. Nothing is configured but a port and a quick local rhythm."""
+polled, inspected through the simulated Telegram (Telethon's real errors), validated (and started) or
+failed, as `tgops panel orders` shows; with `tgops provider simulate` beside it, an order runs to
+completed and the fake panel hears every step. Nothing is configured but a port, a provider token and a
+quick local rhythm."""
 
 import json
 import os
@@ -17,6 +19,8 @@ from tgops.local.services import free_port
 
 TGOPS = Path(sys.executable).parent / "tgops"
 FLOW_LIMIT_SEC = 90
+PROVIDER_TOKEN = "local-test-provider-token"
+STARTED = ("awaiting", "in_progress")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -24,29 +28,33 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def _tgops(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _tgops(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(TGOPS), *args], cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=60
+        [str(TGOPS), *args], cwd=cwd, env=_clean_env(**env), capture_output=True, text=True, timeout=60
     )
 
 
 @contextmanager
-def _running_dev(cwd: Path, log: Path) -> Iterator[None]:
-    """`tgops dev` from `cwd`, up and answering /health; stopped with Ctrl-C, which must exit 0."""
+def _running_dev(cwd: Path, log: Path, **env: str) -> Iterator[int]:
+    """`tgops dev` from `cwd`, up and answering /health (its port given); stopped with Ctrl-C, which
+    must exit 0."""
     port = free_port()
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [str(TGOPS), "dev"],
             cwd=cwd,
             env=_clean_env(
-                TGOPS_API_PORT=str(port), TGOPS_DISPATCH_JITTER_MAX_SEC="0", TGOPS_DEV_SCHEDULE_PERIOD_SEC="2"
+                TGOPS_API_PORT=str(port),
+                TGOPS_DISPATCH_JITTER_MAX_SEC="0",
+                TGOPS_DEV_SCHEDULE_PERIOD_SEC="2",
+                **env,
             ),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
     try:
         _wait_until_up(process, port, log)
-        yield
+        yield port
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -71,8 +79,8 @@ def _wait_until_up(process: subprocess.Popen, port: int, log: Path) -> None:
     raise AssertionError(f"tgops dev did not come up:\n{log.read_text()}")
 
 
-def _place_order(cwd: Path, link: str, service_id: int) -> int:
-    options = ("--service-id", str(service_id), "--link", link, "--quantity", "50")
+def _place_order(cwd: Path, link: str, service_id: int, quantity: int = 50) -> int:
+    options = ("--service-id", str(service_id), "--link", link, "--quantity", str(quantity))
     result = _tgops(cwd, "panel", "order", *options)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.strip())
@@ -97,7 +105,7 @@ def test_orders_placed_in_the_fake_panel_are_validated_through_the_simulated_tel
         missing = _place_order(tmp_path, "https://t.me/missing_channel", service_id=2)
         orders = _orders_when_decided(tmp_path, {good, missing}, log)
 
-    assert orders[good]["status"] == "depends_ok", orders[good]
+    assert orders[good]["status"] in STARTED, orders[good]  # validated; service 1 starts by itself
     assert (orders[good]["chat_type"], orders[good]["title"]) == ("channel", "good_channel (simulated)")
     assert orders[missing]["status"] == "depends_failed", orders[missing]
     assert orders[missing]["reason"] == "username_not_occupied"  # Telethon's UsernameNotOccupiedError
@@ -119,5 +127,52 @@ def test_the_flow_goes_on_after_a_restart(tmp_path):
         orders = _orders_when_decided(tmp_path, {bot}, log)
 
     assert bot > max(first)
-    assert {orders[order_id]["status"] for order_id in first} == {"depends_ok"}
-    assert (orders[bot]["status"], orders[bot]["chat_type"]) == ("depends_ok", "bot")
+    assert {orders[order_id]["status"] for order_id in first} <= set(STARTED)
+    assert (orders[bot]["status"] in STARTED, orders[bot]["chat_type"]) == (True, "bot")
+
+
+def test_an_order_runs_to_completed_with_the_simulated_provider_and_the_panel_hears_it(tmp_path):
+    log = tmp_path / "dev.log"
+    env = {
+        "TGOPS_PROVIDER_TOKEN": PROVIDER_TOKEN,
+        "TGOPS_ORDER_SERVICE_RULES": '{"1": {"interval_seconds": 1}}',
+    }
+    with _running_dev(tmp_path, log, **env) as port:
+        order_id = _place_order(tmp_path, "https://t.me/durov/42", service_id=1, quantity=3)
+        provider = subprocess.Popen(
+            [str(TGOPS), "provider", "simulate", "--accounts", "5", "--period", "0.5"],
+            cwd=tmp_path,
+            env=_clean_env(TGOPS_API_PORT=str(port), TGOPS_PROVIDER_TOKEN=PROVIDER_TOKEN),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            timeline = _timeline_when(tmp_path, order_id, log, lambda t: t["panel_updates"]["pending"] == 0
+                                      and t["order"]["status"] == "completed")  # fmt: skip
+        finally:
+            provider.send_signal(signal.SIGINT)
+            provider_output = provider.communicate(timeout=30)[0]
+        panel_orders = json.loads((tmp_path / ".tgops" / "fake-panel.json").read_text())
+
+    assert provider.returncode == 0, provider_output
+    assert (timeline["order"]["remains"], timeline["order"]["post_id"]) == (0, 42)
+    events = [event["event"] for event in timeline["events"]]
+    assert {"polled", "validated", "started", "task created", "task done", "panel told"} <= set(events)
+    assert timeline["tasks"] == {"done": 3}
+    [panel_order] = [order for order in panel_orders if order["id"] == order_id]
+    assert (panel_order["status"], panel_order["remains"]) == ("completed", 0)
+    assert panel_order["start_count"] > 0  # the simulated channel's member count
+
+
+def _timeline_when(cwd: Path, order_id: int, log: Path, done) -> dict:
+    deadline = time.monotonic() + FLOW_LIMIT_SEC
+    timeline = None
+    while time.monotonic() < deadline:
+        result = _tgops(cwd, "orders", "show", str(order_id), "--json")
+        if result.returncode == 0:
+            timeline = json.loads(result.stdout)
+            if done(timeline):
+                return timeline
+        time.sleep(1)
+    raise AssertionError(f"order {order_id} not done: {timeline}\n{log.read_text()[-5000:]}")

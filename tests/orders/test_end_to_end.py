@@ -83,7 +83,7 @@ async def test_orders_placed_in_the_panel_end_depends_ok_or_depends_failed(runti
     await run_worker_until(runtime, inspector, all_decided)
 
     assert await statuses(db, ids) == {
-        good: "depends_ok", same_group: "depends_ok", nobody: "depends_failed",
+        good: "awaiting", same_group: "awaiting", nobody: "depends_failed",  # validated, started by itself
         invalid: "depends_failed", private: "depends_failed",
     }  # fmt: skip
     assert sorted(inspector.calls) == [

@@ -87,3 +87,18 @@ async def test_an_unreachable_panel_is_a_panel_error():
             await client.fetch_orders("validating")
     finally:
         await client.aclose()
+
+
+async def test_polling_reads_every_page_of_the_panels_answer(panel, order_settings):
+    from tgops.orders.panel import HttpPanel
+
+    ids = [panel.place_order(f"t.me/channel_{n}") for n in range(5)]
+    client = HttpPanel.from_settings(order_settings.model_copy(update={"panel_page_limit": 2}))
+    try:
+        page = await client.fetch_orders("validating")
+    finally:
+        await client.aclose()
+
+    assert [order.id for order in page.orders] == ids
+    offsets = [request["query"]["offset"] for request in panel.requests if request["method"] == "GET"]
+    assert offsets == ["0", "2", "4"]

@@ -78,7 +78,7 @@ async def test_a_group_is_dispatched_again_once_its_dedupe_window_ends(panel, po
         ({"remains": 0}, {}, "no_remains"),
         ({"remains": -5}, {}, "no_remains"),
         ({"status": "in_progress"}, {}, "not_validating"),
-        ({}, {"provider_sending_at": "10 seconds"}, "being_sent"),
+        ({}, {"validation_claimed_until": "-10 seconds"}, "being_sent"),  # a live claim: 10 s to go
         ({}, {"provider_last_error_at": "5 seconds"}, "failed_recently"),
     ],
 )
@@ -98,7 +98,7 @@ async def test_skip_rules(panel, poller, queues, redis, database_url, placed, ag
 
 @pytest.mark.parametrize(
     "aged",
-    [{"provider_last_error_at": "31 seconds"}, {"provider_sending_at": "2 hours"}],
+    [{"provider_last_error_at": "31 seconds"}, {"validation_claimed_until": "1 second"}],
     ids=["old_error", "stale_claim"],
 )
 async def test_an_old_error_or_a_stale_claim_no_longer_blocks_dispatch(
@@ -239,9 +239,10 @@ async def test_the_panels_validating_never_overwrites_our_verdict(panel, poller,
 
     row = await stored(db, order_id)
     assert (row["status"], row["remains"]) == ("depends_ok", 8)
-    panel.orders[order_id]["status"] = "in_progress"
+    panel.orders[order_id]["status"] = "in_progress"  # the panel starts a validated order
     await poller.poll()
-    assert (await stored(db, order_id))["status"] == "in_progress"
+    row = await stored(db, order_id)
+    assert (row["status"], row["remains"]) == ("awaiting", 8) and row["next_run_at"] is not None
 
 
 async def test_poll_orders_schedule_runs_from_the_runtime(panel, order_settings, queues, db, monkeypatch):

@@ -22,7 +22,7 @@ async def add_order(db, remote_order_id, *, service_id=1, link=LINK, remains=10,
         "upsert_provider_order",
         {"remote_order_id": remote_order_id, "remote_service_id": service_id, "raw_link": link, "link": link,
          "quantity": 10, "remains": remains, "start_count": 0, "status": status, "error": None,
-         "validation_result": None, "claim_stale_sec": 1800, "recent_error_sec": 30},
+         "validation_result": None, "post_id": None, "recent_error_sec": 30},
     )  # fmt: skip
 
 
@@ -84,7 +84,7 @@ def test_the_last_message_of_a_job_takes_whole_threes():
     assert tries_in_message(3, 0) == 3 and tries_in_message(7, 0) == 1 and tries_in_message(7, 1) == 3
 
 
-async def test_a_good_link_marks_every_order_of_the_group_depends_ok(
+async def test_a_good_link_validates_and_starts_every_order_of_the_group(
     order_settings, db, redis, queues, inspector
 ):
     for remote_id in range(1, 6):
@@ -100,7 +100,7 @@ async def test_a_good_link_marks_every_order_of_the_group_depends_ok(
     for remote_id in range(1, 6):
         row = await order(db, remote_id)
         assert (row["status"], row["provider_sending_at"], row["provider_last_error"]) == (
-            "depends_ok",
+            "awaiting",
             None,
             None,
         )
@@ -133,7 +133,7 @@ async def test_the_rule_of_the_orders_service_applies(order_settings, db, redis,
     assert (await order(db, 1))[
         "provider_last_error"
     ] == "the chat is public; this service needs a private one"
-    assert (await order(db, 2))["status"] == "depends_ok"
+    assert (await order(db, 2))["status"] == "awaiting"
 
 
 async def test_a_definite_inspection_is_cached_for_the_group(validator, db, redis, inspector, order_settings):
@@ -144,7 +144,7 @@ async def test_a_definite_inspection_is_cached_for_the_group(validator, db, redi
     await validator.handle(received(ValidateOrderGroup(remote_service_id=1, link=LINK)))
 
     assert inspector.calls == [LINK]
-    assert (await order(db, 2))["status"] == "depends_ok"
+    assert (await order(db, 2))["status"] == "awaiting"
     cache_key = keys.inspection(keys.group_key(1, LINK))
     assert InspectionResult.model_validate_json(await redis.get(cache_key)).title == "A channel"
     assert 0 < await redis.pttl(cache_key) <= order_settings.inspection_cache_ttl_sec * 1000
@@ -159,7 +159,7 @@ async def test_a_temporary_answer_is_not_cached(validator, db, redis, inspector)
     assert await redis.get(keys.inspection(keys.group_key(1, LINK))) is None
 
     await validator.handle(received(ValidateOrderGroup(remote_service_id=1, link=LINK), receive_count=2))
-    assert (await order(db, 1))["status"] == "depends_ok"
+    assert (await order(db, 1))["status"] == "awaiting"
     assert len(inspector.calls) == 2
 
 

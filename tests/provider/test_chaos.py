@@ -118,6 +118,7 @@ class Providers:
         self.database_url = database_url
         self.leases: dict[str, list[tuple[int, dt.datetime]]] = defaultdict(list)
         self.refusals: list[dict] = []
+        self.late_reports = 0
         self.late: set[asyncio.Task] = set()
 
     async def run(self) -> None:
@@ -151,8 +152,8 @@ class Providers:
             if first_lease and kind == "never_reported":
                 continue
             if kind == "reported_late":
-                # The first holder reports after its lease expired; the next holder takes its time,
-                # so the late report finds the task leased again (409) or finished (ok, nothing applied).
+                # The first holder reports done after its lease expired; the next holder takes its time.
+                # A done is a fact: the late one is applied (once), the next holder's then finds it done.
                 self.spawn(self.report_late(report) if first_lease else self.report_slowly(report))
                 continue
             reports.append(report)
@@ -183,10 +184,9 @@ class Providers:
     async def report_late(self, report: dict) -> None:
         await asyncio.sleep(LEASE_SEC + 0.5)  # the lease expired; another provider holds the task by now
         response = await self.api.post(f"{BASE}/tasks/report", json=report)
-        # Refused while the new holder works on it; once that holder finished, ok without applying again.
-        assert response.status_code in (200, 409), response.text
-        if response.status_code == 409:
-            self.refusals.append(report)
+        self.late_reports += 1
+        if response.status_code != 200:
+            self.refusals.append(report | {"answer": response.text})
 
     def open_tasks(self) -> int:
         sql = "SELECT count(*) FROM telegram_tasks WHERE status NOT IN ('done', 'failed')"
@@ -217,11 +217,11 @@ async def test_chaos(database_url, redis_url, chaos_settings, redis_client):
         " reported_lease_version FROM telegram_tasks",
     )
     assert len(tasks) == len(ACTIONS) * ACCOUNTS
-    # Every task finished exactly as its last holder reported it, on the lease that reported it.
+    # Every task finished exactly as its holders reported it (a late done on the lease current then).
     assert all(status == final_state(task_id) for task_id, _, _, _, status, _, _ in tasks)
     assert all(reported == version for *_, version, reported in tasks)
     assert sum(1 for task_id, *_ in tasks if fate(task_id) in ("never_reported", "reported_late")) > 0
-    assert providers.refusals, "some late reports must have met a re-leased task"
+    assert providers.late_reports > 0 and providers.refusals == [], "a late done is applied, never refused"
 
     # Never two holders of one lease at the same moment.
     for task_id, leases in providers.leases.items():

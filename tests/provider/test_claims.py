@@ -107,3 +107,18 @@ async def test_rollback_releases_only_its_own_lock_and_consumes_nothing(settings
     assert await redis_client.get(keys.reserve_lock("subscribe", 1)) is None
     assert await redis_client.get(keys.reserve_lock("subscribe", 2)) == "task-b"
     assert await redis_client.get(keys.cooldown("subscribe", 1)) is None
+
+
+async def test_commit_charges_when_the_lock_expired_unheld_and_refuses_while_another_task_holds_it(
+    settings, redis_client
+):
+    """The rule (issue 16 item 6): no other reservation exists once the lock expired unheld (task
+    generation gives an account no second open task per action), so the success is charged once."""
+    expired = await claims.commit(redis_client, [claim(settings, "task-a", 7)], MARKER_TTL, NOW)
+    await redis_client.set(keys.reserve_lock("subscribe", 8), "task-c", px=TTL_MS)
+    held_by_another = await claims.commit(redis_client, [claim(settings, "task-b", 8)], MARKER_TTL, NOW)
+
+    assert (expired, held_by_another) == ([claims.CommitResult.COMMITTED], [claims.CommitResult.LOST])
+    assert await redis_client.get(keys.daily_cap("subscribe", 7, NOW.date())) == "1"
+    assert await redis_client.get(keys.daily_cap("subscribe", 8, NOW.date())) is None
+    assert await redis_client.get(keys.reserve_lock("subscribe", 8)) == "task-c"

@@ -39,12 +39,14 @@ async def test_panel_orders_end_depends_ok_or_depends_failed_through_the_worker(
         )
         private_for_public_service = panel.place_order("https://t.me/+AbCdEf123456", service_id=5)
         orders = {
-            panel.place_order("https://t.me/good_channel", service_id=1): "depends_ok",
-            panel.place_order("@Good_Channel", service_id=1): "depends_ok",
+            panel.place_order("https://t.me/good_channel", service_id=1): "awaiting",  # validated and started
+            panel.place_order("@Good_Channel", service_id=1): "awaiting",  # validated and started
             panel.place_order("t.me/nobody_here", service_id=1): "depends_failed",
             panel.place_order("https://example.com/not_telegram", service_id=1): "depends_failed",
             private_for_public_service: "depends_failed",
-            panel.place_order("https://t.me/+AbCdEf123456", service_id=6): "depends_ok",
+            panel.place_order(
+                "https://t.me/+AbCdEf123456", service_id=6
+            ): "awaiting",  # validated and started
         }
         runtime = Runtime(settings)
         runtime.queues().ensure_queues()

@@ -9,8 +9,10 @@ from tgops.cli.apikey import app as apikey_app
 from tgops.cli.bot import app as bot_app
 from tgops.cli.db import app as db_app
 from tgops.cli.dev import app as dev_app
+from tgops.cli.orders import app as orders_app
 from tgops.cli.outbox import app as outbox_app
 from tgops.cli.panel import app as panel_app
+from tgops.cli.provider import app as provider_app
 from tgops.cli.setup import app as setup_app
 from tgops.cli.tasks import app as tasks_app
 from tgops.cli.version import app as version_app
@@ -26,6 +28,8 @@ app.add_typer(bot_app, name="bot")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(setup_app, name="setup")
+app.add_typer(orders_app, name="orders")
+app.add_typer(provider_app, name="provider")
 
 
 @app.callback()

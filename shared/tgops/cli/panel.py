@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
@@ -18,11 +19,19 @@ from rich.table import Table
 from tgops.cli.support import console, fail, load_settings, missing_setting, one_line_errors
 from tgops.local.dev_state import read_dev_state
 
+if TYPE_CHECKING:
+    from tgops.db.database import Database
+
+T = TypeVar("T")
+
 app = typer.Typer(
     help="The fake SMM panel of `tgops dev`: place orders, watch their validation.", no_args_is_help=True
 )
 
-STATUS_STYLES = {"validating": "yellow", "depends_ok": "green", "depends_failed": "red"}
+STATUS_STYLES = {
+    "validating": "yellow", "depends_ok": "green", "depends_failed": "red", "awaiting": "cyan",
+    "in_progress": "cyan", "completed": "green", "partial": "magenta", "canceled": "dim",
+}  # fmt: skip
 PANEL_TIMEOUT_SEC = 5
 
 
@@ -34,11 +43,7 @@ def order(
 ) -> None:
     """Place an order in the fake panel; print its id. poll_orders picks it up on its next run."""
 
-    # Only the fake panel of `tgops dev`: never place orders at a configured (real) panel.
-    state = read_dev_state(load_settings().data_dir)
-    url, api_key = state.get("TGOPS_PANEL_BASE_URL"), state.get("TGOPS_PANEL_API_KEY")
-    if not url:
-        raise fail("no fake panel here: run `tgops dev` from this folder with TGOPS_PANEL_BASE_URL unset")
+    url, api_key = _fake_panel()
     try:
         response = httpx.post(
             f"{url}/orders",
@@ -55,6 +60,31 @@ def order(
     print(order_id)
 
 
+@app.command()
+def cancel(order_id: Annotated[int, typer.Argument(help="the panel's order id")]) -> None:
+    """The customer cancels an order in the fake panel; the next poll withdraws its queued tasks."""
+    url, api_key = _fake_panel()
+    try:
+        response = httpx.post(
+            f"{url}/orders/{order_id}/cancel",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=PANEL_TIMEOUT_SEC,
+        )
+    except httpx.HTTPError as error:
+        raise fail(f"the fake panel at {url} did not answer ({error}): is `tgops dev` running?", 1) from None
+    if response.status_code != 200:
+        raise fail(f"the fake panel refused: HTTP {response.status_code} {response.text[:200]}", 1)
+    console.print(f"order {order_id} canceled in the panel")
+
+
+def _fake_panel() -> tuple[str, str]:
+    state = read_dev_state(load_settings().data_dir)
+    url, api_key = state.get("TGOPS_PANEL_BASE_URL"), state.get("TGOPS_PANEL_API_KEY")
+    if not url:
+        raise fail("no fake panel here: run `tgops dev` from this folder with TGOPS_PANEL_BASE_URL unset")
+    return url, api_key
+
+
 @app.command("orders")
 def list_orders(
     limit: Annotated[int, typer.Option(min=1, help="newest orders to show")] = 20,
@@ -65,7 +95,7 @@ def list_orders(
     if as_json:
         print(json.dumps(rows, default=str))
         return
-    table = Table("order", "service", "link", "status", "reason", "found", "validated")
+    table = Table("order", "service", "link", "status", "remains", "reason", "found", "validated")
     for row in rows:
         style = STATUS_STYLES.get(row["status"], "")
         table.add_row(
@@ -73,6 +103,7 @@ def list_orders(
             str(row["remote_service_id"]),
             row["link"],
             f"[{style}]{row['status']}[/{style}]" if style else row["status"],
+            f"{row['remains']}/{row['quantity']}",
             row["reason"] or "",
             _found(row),
             f"{row['validated_at']:%H:%M:%S}" if row["validated_at"] else "",
@@ -90,18 +121,25 @@ def _found(row: dict[str, Any]) -> str:
 
 
 def _recent_orders(limit: int) -> list[dict[str, Any]]:
+    from tgops.orders.timeline import list_orders
+
+    return with_dev_database(lambda db: list_orders(db, limit=limit))
+
+
+def with_dev_database(action: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `action` on TGOPS_DATABASE_URL, or on the embedded database of the `tgops dev` running here."""
     from tgops.db.database import Database
 
     settings = load_settings()
     if not settings.database_url:
         raise missing_setting("TGOPS_DATABASE_URL")
 
-    async def fetch() -> list[dict[str, Any]]:
+    async def run() -> T:
         db = await Database.from_settings(settings)
         try:
-            return await db.fetch_all("recent_provider_orders", {"limit": limit})
+            return await action(db)
         finally:
             await db.close()
 
     with one_line_errors():
-        return asyncio.run(fetch())
+        return asyncio.run(run())

@@ -3,10 +3,16 @@
 `tgops dev` starts one when TGOPS_PANEL_BASE_URL is not set (its orders kept in `<data_dir>/`, so they
 and their ids survive a restart); `tgops panel order` places orders in it. Tests use it directly:
 `with FakePanel(api_key="k") as panel: panel.place_order(...)`, then point TGOPS_PANEL_BASE_URL at
-`panel.url`; `panel.script(status, body)` makes the next answer a canned one (malformed JSON, HTTP 500...).
+`panel.url`; `panel.script(status, body)` makes the next GET or PATCH a canned answer (malformed JSON,
+HTTP 500...); `panel.down = True` answers every request 503 until it is set back; `panel.stall_sec`
+makes every answer wait that long (a timeout, for a client with a shorter one).
 
-    GET  /orders?status=&service_id=&limit=    the orders, as HttpPanel reads them
-    POST /orders {"service_id": 1, "link": "https://t.me/durov", "quantity": 100}   -> 201 {"id": 1001}
+    GET   /orders?status=&service_id=&limit=&offset=    the orders, as HttpPanel reads them
+    POST  /orders {"service_id": 1, "link": "https://t.me/durov", "quantity": 100}   -> 201 {"id": 1001}
+    PATCH /orders/<id> {"status": ..., "start_count": ..., "remains": ..., "reason": ...}
+          with an Idempotency-Key header: applied once per key (a repeat answers 200, applies nothing);
+          every applied update is kept in `panel.updates`, in the order it arrived
+    POST  /orders/<id>/cancel                            the customer cancels the order
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +47,11 @@ class FakePanel:
     state_file: Path | None = None  # where placed orders are kept across restarts; None: in memory only
     orders: dict[int, Any] = field(default_factory=dict)
     requests: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=KEPT_REQUESTS))
+    updates: list[dict[str, Any]] = field(default_factory=list)  # {"order_id", "key", "fields"}
+    down: bool = False
+    stall_sec: float = 0
     _canned: list[CannedAnswer] = field(default_factory=list)
+    _applied_keys: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(FIRST_ORDER_ID))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -69,10 +80,42 @@ class FakePanel:
             self.orders[-len(self.orders) - 1] = item
 
     def script(self, status: int, body: str) -> None:
-        """The next GET /orders answers this instead of the orders."""
+        """The next GET /orders or PATCH /orders/<id> answers this instead."""
         self._canned.append(CannedAnswer(status, body))
 
-    def listing(self, status: str | None, service_id: str | None, limit: int) -> list[Any]:
+    def apply_update(self, order_id: int, key: str, fields: dict[str, Any]) -> bool:
+        """Apply one update once per key; False when the order is unknown."""
+        with self._lock:
+            order = self.orders.get(order_id)
+            if not isinstance(order, dict):
+                return False
+            if key in self._applied_keys:
+                return True
+            self._applied_keys.add(key)
+            known = {
+                name: fields[name]
+                for name in ("status", "start_count", "remains", "reason")
+                if name in fields
+            }
+            order.update(known)
+            self.updates.append({"order_id": order_id, "key": key, "fields": fields})
+            self._save()
+        return True
+
+    def cancel(self, order_id: int) -> bool:
+        with self._lock:
+            order = self.orders.get(order_id)
+            if not isinstance(order, dict):
+                return False
+            order["status"] = "canceled"
+            self._save()
+        return True
+
+    def updates_for(self, order_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [update["fields"] for update in self.updates if update["order_id"] == order_id]
+
+    def listing(self, status: str | None, service_id: str | None, limit: int, offset: int = 0) -> list[Any]:
         with self._lock:
             items = list(self.orders.values())
         if status:
@@ -83,7 +126,7 @@ class FakePanel:
                 for item in items
                 if not isinstance(item, dict) or str(item.get("service_id")) == service_id
             ]
-        return items[:limit]
+        return items[offset : offset + limit]
 
     def start(self) -> FakePanel:
         self._load()
@@ -123,7 +166,7 @@ def _handler_for(panel: FakePanel) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-            panel.requests.append({"path": parts.path, "query": query})
+            panel.requests.append({"method": "GET", "path": parts.path, "query": query})
             if not self._authorized():
                 return
             if parts.path != "/orders":
@@ -131,16 +174,39 @@ def _handler_for(panel: FakePanel) -> type[BaseHTTPRequestHandler]:
             if panel._canned:
                 canned = panel._canned.pop(0)
                 return self._answer(canned.status, canned.body)
-            limit = int(query.get("limit", 1000))
-            self._answer(
-                200,
-                json.dumps({"orders": panel.listing(query.get("status"), query.get("service_id"), limit)}),
-            )
+            limit, offset = int(query.get("limit", 1000)), int(query.get("offset", 0))
+            listing = panel.listing(query.get("status"), query.get("service_id"), limit, offset)
+            self._answer(200, json.dumps({"orders": listing}))
+
+        def do_PATCH(self) -> None:
+            path = urlsplit(self.path).path
+            panel.requests.append({"method": "PATCH", "path": path})
+            if not self._authorized():
+                return
+            order_id = _order_id_in(path)
+            key = self.headers.get("Idempotency-Key")
+            if order_id is None or not key:
+                return self._answer(400, json.dumps({"error": "PATCH /orders/<id> with an Idempotency-Key"}))
+            try:
+                fields = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            except ValueError:
+                return self._answer(400, json.dumps({"error": "body is not JSON"}))
+            if panel._canned:
+                canned = panel._canned.pop(0)
+                return self._answer(canned.status, canned.body)
+            if not isinstance(fields, dict) or not panel.apply_update(order_id, key, fields):
+                return self._answer(404, json.dumps({"error": f"no order {order_id}"}))
+            self._answer(200, json.dumps({"ok": True}))
 
         def do_POST(self) -> None:
             if not self._authorized():
                 return
-            if urlsplit(self.path).path != "/orders":
+            path = urlsplit(self.path).path
+            if path.endswith("/cancel") and (order_id := _order_id_in(path.removesuffix("/cancel"))):
+                if not panel.cancel(order_id):
+                    return self._answer(404, json.dumps({"error": f"no order {order_id}"}))
+                return self._answer(200, json.dumps({"ok": True}))
+            if path != "/orders":
                 return self._answer(404, json.dumps({"error": "not found"}))
             try:
                 item = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -154,6 +220,11 @@ def _handler_for(panel: FakePanel) -> type[BaseHTTPRequestHandler]:
             self._answer(201, json.dumps({"id": order_id}))
 
         def _authorized(self) -> bool:
+            if panel.stall_sec:
+                time.sleep(panel.stall_sec)
+            if panel.down:
+                self._answer(503, "<html><body>503 Service Unavailable</body></html>")
+                return False
             if self.headers.get("Authorization") == f"Bearer {panel.api_key}":
                 return True
             self._answer(401, json.dumps({"error": "bad api key"}))
@@ -168,3 +239,8 @@ def _handler_for(panel: FakePanel) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+def _order_id_in(path: str) -> int | None:
+    prefix, _, tail = path.rpartition("/")
+    return int(tail) if prefix == "/orders" and tail.isdigit() else None

@@ -104,6 +104,7 @@ class Schedule:
 SCHEDULES: tuple[Schedule, ...] = (
     Schedule("poll_orders", 1),
     Schedule("generate_tasks", 1),
+    Schedule("flush_panel_updates", 1),
     Schedule("dispatch_setup", 5),
     Schedule("group_tick", 5),
 )

@@ -15,3 +15,12 @@ class ValidateOrderGroup(Message):
     link: str = Field(min_length=1, max_length=4096)
     # Tries spent by earlier messages of the same job: SQS redrives after 3 receives, the job has 5.
     tries_before: int = Field(0, ge=0)
+
+
+class RecheckOrderLink(Message):
+    """Inspect a running order's link again: its tasks keep failing for a definite link error."""
+
+    kind: Literal["recheck_order_link"] = "recheck_order_link"
+    order_id: int = Field(gt=0)
+    remote_service_id: int
+    link: str = Field(min_length=1, max_length=4096)

@@ -27,6 +27,7 @@ from tgops.messaging.envelopes import encode
 from tgops.messaging.errors import QueueUnavailable
 from tgops.messaging.sqs import QueueSender
 from tgops.messaging.topology import INSPECT
+from tgops.orders import lifecycle
 from tgops.orders.messages import ValidateOrderGroup
 from tgops.orders.panel import HttpPanel, Panel, PanelError, PanelOrder
 from tgops.runtime import Runtime
@@ -37,6 +38,17 @@ log = logging.getLogger(__name__)
 RECENT_ERROR_SEC = 30  # an order that failed this recently waits for the next poll
 DISPATCH_LOCK_NEW_SEC = 90
 DISPATCH_LOCK_KNOWN_SEC = 45
+# Skips worth a log line (once per order and reason); the rest are the normal state of most orders.
+LOGGED_SKIPS = frozenset(
+    {
+        "dispatched_recently",
+        "dispatch_locked",
+        "being_sent",
+        "validation_gave_up",
+        "run_cap_reached",
+        "send_failed",
+    }
+)
 
 
 @dataclass
@@ -131,6 +143,7 @@ class OrderPoller:
             "remote_service_id": order.service_id,
             "raw_link": raw_link,
             "link": parsed.normalized or raw_link.strip(),
+            "post_id": parsed.post_id if parsed.kind in ("post", "private_post") else None,
             "quantity": order.quantity,
             "remains": order.remains,
             "start_count": order.start_count,
@@ -139,11 +152,13 @@ class OrderPoller:
             "validation_result": Jsonb({"link_kind": "invalid", "reason": parsed.reason})
             if invalid
             else None,
-            "claim_stale_sec": self._settings.validation_claim_stale_sec,
             "recent_error_sec": RECENT_ERROR_SEC,
         }
+        withdrawn: list = []
         try:
-            row = await self._db.fetch_one("upsert_provider_order", params)
+            async with self._db.transaction() as tx:
+                row = await tx.fetch_one("upsert_provider_order", params)
+                withdrawn = await self._follow_panel(tx, order, row)
         except DatabaseUnavailable:
             raise
         except DatabaseError as error:
@@ -155,17 +170,36 @@ class OrderPoller:
                 extra={"order_id": order.id, "reason": str(error)},
             )
             return
+        await lifecycle.release(self._redis, withdrawn)
         report.stored += 1
         if invalid:
             report.invalid_links += 1
-            log.warning(
-                "panel order %s has an invalid link: %s", order.id, parsed.reason,
-                extra={"order_id": order.id, "reason": parsed.reason},
-            )  # fmt: skip
+            if row["previous_raw_link"] != raw_link:  # logged once, not on every poll
+                log.warning(
+                    "panel order %s has an invalid link: %s", order.id, parsed.reason,
+                    extra={"order_id": order.id, "reason": parsed.reason},
+                )  # fmt: skip
             return
         reason = skip_reason(row) or await self._dispatch(row, report)
         if reason:
             report.skipped[reason] += 1
+            if reason in LOGGED_SKIPS and await self._db.fetch_one(
+                "note_dispatch_skip", {"id": row["id"], "reason": reason}
+            ):
+                log.info(
+                    "order %s not dispatched for validation: %s", order.id, reason,
+                    extra={"order_id": order.id, "reason": reason},
+                )  # fmt: skip
+
+    async def _follow_panel(self, tx, order: PanelOrder, row: dict[str, Any]) -> list:
+        """What the panel decides: a cancellation, or the start of a validated order that waits for it."""
+        if row["status"] == "canceled" and row["previous_status"] not in (None, "canceled"):
+            log.info("order %s canceled by the panel", order.id, extra={"order_id": order.id})
+            return await lifecycle.cancel(tx, self._settings, row["id"])
+        if row["status"] == "depends_ok" and order.status in lifecycle.EXECUTING:
+            await lifecycle.start(tx, self._settings, row["remote_service_id"], [row["id"]])
+            log.info("order %s started by the panel", order.id, extra={"order_id": order.id})
+        return []
 
     async def _dispatch(self, row: dict[str, Any], report: PollReport) -> str | None:
         """Send the group's validation job; return why not when it was not sent."""
@@ -223,6 +257,8 @@ def skip_reason(row: dict[str, Any]) -> str | None:
         return "not_validating"
     if row["being_sent"]:
         return "being_sent"
+    if row["gave_up"]:
+        return "validation_gave_up"
     if not row["created"] and row["recently_failed"]:
         return "failed_recently"
     return None

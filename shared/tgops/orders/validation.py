@@ -16,6 +16,8 @@ orders (`provider_last_error`) and logged with the SQS message id.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -29,12 +31,14 @@ from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
 from tgops.config import ServiceRule, Settings
 from tgops.db.database import Database
-from tgops.messaging.envelopes import decode, encode
+from tgops.messaging.envelopes import decode_any, encode
 from tgops.messaging.errors import RetryLater
 from tgops.messaging.sqs import MAX_DELAY_SEC, QueueSender, Received
 from tgops.messaging.topology import INSPECT, MAX_RECEIVE_COUNT
+from tgops.orders import lifecycle, panel_updates
 from tgops.orders.inspection import InspectionResult, LinkInspector
-from tgops.orders.messages import ValidateOrderGroup
+from tgops.orders.messages import RecheckOrderLink, ValidateOrderGroup
+from tgops.orders.recheck import recheck
 from tgops.runtime import Runtime
 from tgops.telegram.links import parse_link
 
@@ -43,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RULE = ServiceRule()
 VALIDATION_METRIC = "OrderValidations"  # orders, by outcome: depends_ok, depends_failed, retry, gave_up
 
 
@@ -55,7 +58,11 @@ class Verdict:
 
 
 def judge(result: InspectionResult, rule: ServiceRule) -> Verdict:
-    """The verdict of a definite inspection under one service's rule."""
+    """The verdict of a definite inspection under one service's rule.
+
+    An answer that is not ok and not retryable (a t.me/c/ post: PRIVATE_POST_NOT_INSPECTABLE) is
+    definite too: no retry can change it, so it fails the order with its reason.
+    """
     if not result.exists:
         return Verdict(
             "depends_failed",
@@ -111,7 +118,10 @@ class GroupValidator:
         self._inspector = inspector
 
     async def handle(self, message: Received) -> None:
-        job = decode(message.body, ValidateOrderGroup)
+        job = decode_any(message.body, (ValidateOrderGroup, RecheckOrderLink))
+        if isinstance(job, RecheckOrderLink):
+            await recheck(self._settings, self._db, self._redis, self._inspector, job, message)
+            return
         group = keys.group_key(job.remote_service_id, job.link)
         lock = TokenLock(
             self._redis, keys.validate_group(group), self._settings.validate_group_lock_sec * 1000
@@ -122,23 +132,64 @@ class GroupValidator:
                     "group %s is being validated by another job; this one ends", group, extra={"group": group}
                 )
                 return
-            await self._validate(job, group, message)
+            claimed: list[int] = []
+            heartbeat = asyncio.create_task(self._heartbeat(lock, claimed))
+            try:
+                await self._validate(job, group, message, claimed)
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
 
-    async def _validate(self, job: ValidateOrderGroup, group: str, message: Received) -> None:
+    async def _heartbeat(self, lock: TokenLock, claimed: list[int]) -> None:
+        """While the job runs (up to its 180 s), keep the group lock and the orders' claim alive."""
+        settings = self._settings
+        period_sec = min(settings.validate_group_lock_sec, settings.validation_claim_stale_sec) / 3
+        while True:
+            await asyncio.sleep(period_sec)
+            try:
+                if not await lock.extend(lock.ttl_ms):
+                    log.warning("validation group lock %s was lost while the job ran", lock.key)
+                if claimed:
+                    params = {"ids": list(claimed), "claim_sec": settings.validation_claim_stale_sec}
+                    await self._db.execute("renew_validation_claim", params)
+            except Exception:  # a missed beat is retried on the next one; the job itself goes on
+                log.warning("validation heartbeat failed", exc_info=True)
+
+    async def _validate(
+        self, job: ValidateOrderGroup, group: str, message: Received, claimed: list[int]
+    ) -> None:
         ids = await self._claim(job)
         if not ids:
             return
+        claimed[:] = ids
         attempt = job.tries_before + message.receive_count
         if attempt > self._settings.inspect_max_tries:
             # Delivered again after the job's last try (a crash in between): give up without inspecting.
             raise await self._give_up(job, ids, "no tries left", message)
         result = await self._inspection(job, group)
-        if not result.ok:
+        if not result.ok and result.retryable:
             await self._retry(job, ids, attempt, message, f"{result.error_code}: {result.reason}")
             return
-        verdict = judge(result, self._settings.order_service_rules.get(job.remote_service_id, DEFAULT_RULE))
+        rule = lifecycle.rule_for(self._settings, job.remote_service_id)
+        verdict = judge(result, rule)
         while ids:
-            await self._db.execute(
+            await self._finish(job, ids, result, verdict, rule)
+            log.info(
+                "orders %s: %s%s", ids, verdict.status, f" ({verdict.reason})" if verdict.reason else "",
+                extra={"order_ids": ids, "status": verdict.status, "reason": verdict.reason, "group": group},
+            )  # fmt: skip
+            reason = {"reason": verdict.code} if verdict.code else {}
+            metrics.count(VALIDATION_METRIC, len(ids), outcome=verdict.status, **reason)
+            ids = await self._claim(job)  # the rest of the group beyond one claim batch
+            claimed[:] = ids
+
+    async def _finish(
+        self, job: ValidateOrderGroup, ids: list[int], result: InspectionResult, verdict: Verdict, rule
+    ) -> None:
+        """The verdict, the panel's news of it, and the start of an order whose service starts by itself."""
+        async with self._db.transaction() as tx:
+            rows = await tx.fetch_all(
                 "finish_validation",
                 {
                     "ids": ids,
@@ -147,13 +198,10 @@ class GroupValidator:
                     "validation_result": Jsonb(result.model_dump() | {"verdict_reason": verdict.reason}),
                 },
             )
-            log.info(
-                "orders %s: %s%s", ids, verdict.status, f" ({verdict.reason})" if verdict.reason else "",
-                extra={"order_ids": ids, "status": verdict.status, "reason": verdict.reason, "group": group},
-            )  # fmt: skip
-            reason = {"reason": verdict.code} if verdict.code else {}
-            metrics.count(VALIDATION_METRIC, len(ids), outcome=verdict.status, **reason)
-            ids = await self._claim(job)  # the rest of the group beyond one claim batch
+            finished = [row["id"] for row in rows]
+            await panel_updates.record(tx, finished, "verdict")
+            if verdict.status == "depends_ok" and rule.auto_start:
+                await lifecycle.start(tx, self._settings, job.remote_service_id, finished)
 
     async def _claim(self, job: ValidateOrderGroup) -> list[int]:
         rows = await self._db.fetch_all(
@@ -162,6 +210,7 @@ class GroupValidator:
                 "remote_service_id": job.remote_service_id,
                 "link": job.link,
                 "limit": self._settings.validation_claim_batch,
+                "claim_sec": self._settings.validation_claim_stale_sec,
             },
         )
         return [row["id"] for row in rows]
@@ -192,10 +241,13 @@ class GroupValidator:
     ) -> None:
         if attempt >= self._settings.inspect_max_tries:
             raise await self._give_up(job, ids, reason, message)
-        await self._db.execute("record_validation_retry", {"ids": ids, "error": reason})
-        metrics.count(VALIDATION_METRIC, len(ids), outcome="retry")
         backoff = self._settings.inspect_backoff_sec
         delay = min(backoff[min(attempt, len(backoff)) - 1], MAX_DELAY_SEC)
+        claim_sec = delay + self._settings.validation_claim_stale_sec  # held while the job waits
+        await self._db.execute(
+            "record_validation_retry", {"ids": ids, "error": reason, "claim_sec": claim_sec}
+        )
+        metrics.count(VALIDATION_METRIC, len(ids), outcome="retry")
         log.info(
             "validation of orders %s failed try %d/%d (%s); next try in %ds",
             ids, attempt, self._settings.inspect_max_tries, reason, delay,

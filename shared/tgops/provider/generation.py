@@ -18,6 +18,7 @@ from ulid import ULID
 from tgops.cache.client import RedisClient
 from tgops.config import Settings
 from tgops.db.params import jsonb
+from tgops.orders import panel_updates
 from tgops.provider import claims
 from tgops.provider.actions import ActionRules, link_hash, order_action, rules_for
 
@@ -105,6 +106,8 @@ async def _generate_batch(
             for order in orders:
                 created = await _generate_for_order(tx, settings, selector, order, reserved, result)
                 await tx.execute("advance_order", {"order_id": order["id"], "task_created": created})
+                if created and order["status"] == "awaiting":  # now in_progress: the panel hears it
+                    await panel_updates.record(tx, [order["id"]], "in_progress")
     except Exception:
         # The tasks were not stored: free their accounts now rather than when the locks expire.
         with contextlib.suppress(Exception):
@@ -144,7 +147,13 @@ async def _generate_for_order(
             "telegram_account_id": account["id"],
             "provider_account_id": account["provider_account_id"],
             "per_call": min(order["per_call"], needed),
-            "payload": jsonb({"link": order["link"], "post_id": order["post_id"]}),
+            "payload": jsonb(
+                {
+                    "link": order["link"],
+                    "post_id": order["post_id"],
+                    "panel_order_id": order["remote_order_id"],
+                }
+            ),
         },
     )
     result.created += 1
@@ -153,11 +162,13 @@ async def _generate_for_order(
 
 async def run(runtime, limit: int | None = None) -> dict:
     """Schedule handler (`generate_tasks`): one generation run, logged with the task counts."""
+    from tgops.orders.recheck import dispatch_rechecks
     from tgops.provider.stats import task_counts
 
     db = await runtime.database()
     limit = limit or runtime.settings.provider_generate_limit
+    rechecks = await dispatch_rechecks(db, runtime.queues())
     result = await generate_tasks(db, runtime.redis(), runtime.settings, limit)
-    summary = {"generated": asdict(result), "tasks": await task_counts(db)}
+    summary = {"generated": asdict(result), "rechecks_sent": rechecks, "tasks": await task_counts(db)}
     log.info("generate_tasks %s", summary)
     return summary

@@ -2,13 +2,16 @@
 
 One batch is one Postgres transaction:
 
-1. `finish_tasks`: one UPDATE applies every report to its task, but only where the reported lease
-   still holds the task (leased or pending, and the same lease version when the report names one).
-   Reports that matched nothing are explained by one read: unknown task (404), already finished
-   (ok, nothing applied twice), leased again (409), not leased (409).
+1. `finish_tasks`: one UPDATE applies every report to its task. A done is a fact and applies to any
+   task not done yet (even one failed by a stale report, or withdrawn); any other report applies only
+   to the lease that holds the task (see `finish_reported_tasks`). Reports that matched nothing are
+   explained by one read: unknown task (404), already finished (ok, nothing applied twice), leased
+   again (409), not leased (409).
 2. Redis: COMMIT for done tasks, ROLLBACK for failed ones.
-3. A done task whose reservation was lost is failed instead; `take_done_from_orders` takes the others'
-   `per_call` off their orders' `remains`. Then the transaction commits.
+3. `take_done_from_orders` takes done tasks' `per_call` off their orders' `remains` (a done whose
+   account another task holds now is counted too, with nothing charged to the account), and the
+   panel's outbox gets the orders' new state; failed reports naming a definite link error count
+   against their orders (tgops.orders.recheck). Then the transaction commits.
 
 - Redis fails: the transaction rolls back, so nothing is applied anywhere (the caller answers 503).
 - Redis committed, then Postgres fails: the COMMIT script left a per-task marker, so the retried
@@ -92,21 +95,12 @@ async def apply_reports(
         outcomes = await _explain_unapplied(tx, unapplied)
         lost = await _settle_claims(redis, settings, firsts, finished)
         if lost:
-            await tx.execute("fail_lost_reservations", {"ids": sorted(lost)})
-        await take_done_from_orders(
-            tx,
-            [
-                task
-                for task_id, task in finished.items()
-                if firsts[task_id].state == "done" and task_id not in lost
-            ],
-        )
+            await tx.execute("note_lost_reservations", {"ids": sorted(lost)})
+        done = [task for task_id, task in finished.items() if firsts[task_id].state == "done"]
+        await take_done_from_orders(tx, done)
+        await _note_link_failures(tx, settings, firsts, finished)
     for task_id in finished:
-        outcomes[task_id] = (
-            ReportOutcome(task_id, 409, "the account's reservation was lost")
-            if task_id in lost
-            else ReportOutcome(task_id, APPLIED)
-        )
+        outcomes[task_id] = ReportOutcome(task_id, APPLIED)
     return [_outcome_at(report, firsts, outcomes) for report in reports]
 
 
@@ -146,7 +140,25 @@ async def take_done_from_orders(session: Session, done_tasks: Iterable[Row]) -> 
         quantities[task["order_id"]] += task["per_call"]
     if quantities:
         orders = [{"order_id": order, "quantity": quantity} for order, quantity in sorted(quantities.items())]
-        await session.execute("take_done_from_orders", {"orders": jsonb(orders)})
+        await session.execute("take_done_from_orders", {"orders": jsonb(orders)})  # and the panel's outbox
+
+
+async def _note_link_failures(
+    session: Session, settings: Settings, firsts: dict[str, TaskReport], finished: dict[str, Row]
+) -> None:
+    """Failed reports whose error names a definite link error, counted per order."""
+    codes = settings.order_definite_link_errors
+    failures: dict[int, int] = defaultdict(int)
+    for task_id, task in finished.items():
+        report = firsts[task_id]
+        if report.state == "failed" and report.error and any(code in report.error.upper() for code in codes):
+            failures[task["order_id"]] += 1
+    if failures:
+        orders = [{"order_id": order, "failures": count} for order, count in sorted(failures.items())]
+        await session.execute(
+            "note_link_failures",
+            {"orders": jsonb(orders), "threshold": settings.order_link_failures_before_recheck},
+        )
 
 
 def _first_reports(reports: Sequence[TaskReport]) -> dict[str, TaskReport]:
@@ -172,6 +184,13 @@ def _refusal(report: TaskReport, row: Row | None) -> ReportOutcome:
         return ReportOutcome(task_id, 404, f"unknown task_id {task_id!r}")
     if row["status"] in FINAL_STATUSES:
         return ReportOutcome(task_id, APPLIED)  # already applied: answer ok, apply nothing twice
+    if report.lease_version is None and row["status"] in ("leased", "pending"):
+        return ReportOutcome(
+            task_id,
+            409,
+            f"the task was leased again (lease {row['lease_version']}) and that lease is live; a report"
+            " without lease_version cannot end it (send the lease_version of your pull)",
+        )
     if report.lease_version is not None and report.lease_version != row["lease_version"]:
         current = row["lease_version"]
         return ReportOutcome(
@@ -202,7 +221,7 @@ async def _settle_claims(
         (commits if state == "done" else rollbacks).append(claim)
     results = await claims.commit(redis, commits, settings.provider_commit_marker_ttl_sec)
     await claims.rollback(redis, rollbacks)
-    # LOST: another task holds this account's claim now; counting this success would charge it twice.
+    # LOST: another task holds this account's reserve lock now; COMMIT charged nothing and left it.
     return {claim.task_id for claim, result in zip(commits, results) if result is claims.CommitResult.LOST}
 
 
