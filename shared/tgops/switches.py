@@ -6,6 +6,7 @@ READ_CACHE_SEC, so a busy consumer asks Redis once every few seconds, not once p
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,8 +16,12 @@ from tgops.cache import keys
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.config import Settings
+    from tgops.messaging.sqs import Received
+    from tgops.runtime import Runtime
 
+log = logging.getLogger(__name__)
 READ_CACHE_SEC = 2.0
+PAUSED_RECHECK_SEC = 60
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,14 @@ async def states(redis: RedisClient, settings: Settings) -> dict[str, bool]:
 async def flip(redis: RedisClient, switch: Switch, on: bool) -> None:
     await redis.set(keys.switch(switch.name), "1" if on else "0")
     _read.pop(switch.name, None)
+
+
+async def held_while_paused(runtime: Runtime, switch: Switch, queue: str, message: Received) -> bool:
+    """True when `switch` pauses this work. The message is then sent again, due in a minute, and the
+    caller returns, so a pause spends none of the message's receives (three would send it to its DLQ)."""
+    if not await is_on(runtime.redis(), switch, runtime.settings):
+        return False
+    await runtime.queues().send(queue, message.body, delay_sec=PAUSED_RECHECK_SEC)
+    log.info("%s is paused: message %s comes back in %ds", queue, message.message_id, PAUSED_RECHECK_SEC,
+             extra={"queue": queue, "switch": switch.name})  # fmt: skip
+    return True

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tgops import switches
 from tgops.accounts.setup_tasks import RunSetupTask, queue_for
 from tgops.messaging.envelopes import encode
 from tgops.messaging.errors import QueueUnavailable
@@ -24,8 +25,8 @@ SEND_CONCURRENCY = 16
 
 async def run(runtime: Runtime) -> dict[str, Any]:
     settings = runtime.settings
-    if not settings.setup_enabled:
-        log.info("account setup is off (TGOPS_SETUP_ENABLED): nothing dispatched")
+    if not await switches.is_on(runtime.redis(), switches.SETUP_ENABLED, settings):
+        log.info("account setup is off (TGOPS_SETUP_ENABLED, or the dashboard's switch): nothing dispatched")
         return {"enabled": False}
     db = await runtime.database()
     task_types = list(settings.setup_tasks)

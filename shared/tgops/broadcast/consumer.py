@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tgops import switches
 from tgops.broadcast.deletion import delete_broadcast
-from tgops.broadcast.jobs import BroadcastJob
+from tgops.broadcast.jobs import QUEUE, BroadcastJob
 from tgops.broadcast.messages import BroadcastContinue, BroadcastDelete
 from tgops.broadcast.sender import BroadcastRun, accept, fan_out, load_job
 from tgops.groups.chats import migration_hook
@@ -34,6 +35,8 @@ async def main_bot(runtime: Runtime) -> BotClient:
 
 
 async def handle(runtime: Runtime, message: Received) -> None:
+    if await switches.held_while_paused(runtime, switches.PAUSE_BROADCASTS, QUEUE, message):
+        return
     decoded = decode_any(message.body, KINDS)
     db = await runtime.database()
     client = await main_bot(runtime)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from tgops import metrics
+from tgops import metrics, switches
 from tgops.cache import keys
 from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
@@ -280,6 +280,8 @@ class GroupValidator:
 
 async def handle(runtime: Runtime, message: Received, *, inspector: LinkInspector | None = None) -> None:
     """The tg-inspect queue handler (tgops.handlers); the Fargate worker passes its own inspector."""
+    if await switches.held_while_paused(runtime, switches.PAUSE_INSPECTION, INSPECT.name, message):
+        return
     validator = GroupValidator(
         runtime.settings,
         await runtime.database(),
