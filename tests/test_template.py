@@ -334,11 +334,16 @@ def test_globals_name_the_service_and_a_valid_tgops_env_per_stage(template):
     assert "production" in {stage["TgopsEnv"] for stage in stages.values()}
 
 
-def test_every_secret_setting_comes_from_secrets_manager(template):
+def test_every_secret_is_read_at_run_time_from_secrets_manager_never_resolved_at_deploy(template):
     variables = function_globals(template)["Environment"]["Variables"]
-    for field in SECRETS_MANAGER_SETTINGS:
-        value = literal_text(variables.get(env_name(field))) or ""
-        assert value == f"{{{{resolve:secretsmanager:${{SecretsName}}:SecretString:{field}}}}}", field
+    assert referenced_id(variables["TGOPS_SECRETS_NAME"]) == "SecretsName"
+    assert not [env_name(field) for field in SECRETS_MANAGER_SETTINGS if env_name(field) in variables]
+    assert "resolve:secretsmanager" not in TEMPLATE_PATH.read_text()
+    for function_id, properties in resources(template, "AWS::Serverless::Function").items():
+        policies = [
+            next(iter(policy)) for policy in properties.get("Policies", []) if isinstance(policy, dict)
+        ]
+        assert "AWSSecretsManagerGetSecretValuePolicy" in policies, function_id
 
 
 def test_outputs_give_the_api_url_and_every_queue_url(template):
