@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install dev test lint browser bench clean
+.PHONY: install dev test lint checkov browser bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,23 @@ dev: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# checkov in a venv of its own: its pins (boto3, packaging) would fight the project's.
+CHECKOV := $(VENV)-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)-checkov
+	$(VENV)-checkov/bin/python -m pip install --quiet 'checkov==3.3.30'
+
+checkov: $(CHECKOV)
+	$(CHECKOV) --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: lint browser
+test: lint checkov browser
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(VENV)-checkov .pytest_cache

@@ -87,6 +87,7 @@ def with_topology_functions(template: Template) -> Template:
     for spec in LAMBDA_CONSUMERS:
         consumer = spec.consumer
         wired["Resources"][f"{pascal(consumer.name)}Function"] = function_resource(
+            wired,
             consumer.name,
             consumer.timeout_sec,
             {
@@ -103,21 +104,26 @@ def with_topology_functions(template: Template) -> Template:
         )
     for schedule in topology.SCHEDULES:
         wired["Resources"][f"{pascal(schedule.name)}Function"] = function_resource(
-            schedule.name, 60, {"Tick": {"Type": "Schedule", "Properties": {"Schedule": schedule.expression}}}
+            wired,
+            schedule.name,
+            60,
+            {"Tick": {"Type": "Schedule", "Properties": {"Schedule": schedule.expression}}},
         )
     return wired
 
 
-def function_resource(folder: str, timeout_sec: int, events: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Type": "AWS::Serverless::Function",
-        "Properties": {
-            "CodeUri": f"functions/{folder}/",
-            "Handler": "app.handler",
-            "Timeout": timeout_sec,
-            "Events": events,
-        },
+def function_resource(
+    template: Template, folder: str, timeout_sec: int, events: dict[str, Any]
+) -> dict[str, Any]:
+    """The function wired as given, keeping whatever else the template declares for it."""
+    existing = copy.deepcopy(template["Resources"].get(f"{pascal(folder)}Function", {}))
+    properties = existing.get("Properties", {}) | {
+        "CodeUri": f"functions/{folder}/",
+        "Handler": "app.handler",
+        "Timeout": timeout_sec,
+        "Events": events,
     }
+    return existing | {"Type": "AWS::Serverless::Function", "Properties": properties}
 
 
 @pytest.fixture(scope="module")

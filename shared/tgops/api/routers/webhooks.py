@@ -6,7 +6,7 @@ Each answers as soon as the update is remembered and queued (never after process
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,7 +57,7 @@ class WebhookAck(BaseModel):
 # Three possible answers, serialized once.
 ACK_BODIES = {outcome: WebhookAck(status=outcome.value).model_dump_json().encode() for outcome in Outcome}
 
-WEBHOOK_ROUTE = {
+WEBHOOK_ROUTE: dict[str, Any] = {
     "response_model": WebhookAck,
     "responses": {**error_responses(400, 401, 413), **SERVICE_UNAVAILABLE},
     "openapi_extra": {
