@@ -44,7 +44,7 @@ from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.db.migrate import apply_migrations
 from tgops.local.services import LocalPostgres, throwaway_postgres_and_redis
-from tgops.orders.inspector import Inspector
+from tgops.orders.link_inspector import Inspector
 from tgops.telegram.accounts import MtprotoAccounts
 from tgops.telegram.pool import MtprotoPool
 from tgops.telegram.sessions import SessionCipher

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from tgops.orders.inspection import InspectionResult
+from tgops.orders.inspection_result import InspectionResult
 
 Answer = InspectionResult | Exception
 

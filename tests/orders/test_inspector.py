@@ -8,7 +8,7 @@ from telethon import errors
 from tests.fakes.bot_api_http import FakeBotApiHttp, error
 from tests.fakes.mtproto_pool import *  # noqa: F403
 from tgops.config import ServiceRule
-from tgops.orders.inspector import Inspector
+from tgops.orders.link_inspector import Inspector
 from tgops.orders.validation import judge
 from tgops.telegram.bot_api import BotApiChats
 
@@ -204,7 +204,7 @@ async def test_malformed_links_never_crash_and_spend_nothing(link_inspector, tel
 
 
 def test_importing_the_inspector_loads_no_worker_library():
-    code = "import sys, tgops.orders.inspector, tgops.orders.inspection; print('telethon' in sys.modules)"
+    code = "import sys, tgops.orders.link_inspector, tgops.orders.inspection_result; print('telethon' in sys.modules)"
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -10,7 +10,7 @@ from tgops.messaging.envelopes import encode
 from tgops.messaging.errors import InvalidMessage, RetryLater
 from tgops.messaging.sqs import Received
 from tgops.messaging.topology import INSPECT
-from tgops.orders.inspection import InspectionResult
+from tgops.orders.inspection_result import InspectionResult
 from tgops.orders.messages import ValidateOrderGroup
 from tgops.orders.validation import GroupValidator, judge, tries_in_message
 

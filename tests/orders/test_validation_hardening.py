@@ -12,7 +12,7 @@ from tests.fakes.inspector import FakeInspector, temporary
 from tgops.cache import keys
 from tgops.messaging.errors import RetryLater
 from tgops.messaging.topology import INSPECT
-from tgops.orders.inspection import InspectionResult
+from tgops.orders.inspection_result import InspectionResult
 from tgops.orders.messages import ValidateOrderGroup
 from tgops.orders.validation import GroupValidator
 
@@ -22,7 +22,7 @@ PRIVATE_POST = "https://t.me/c/1234567/89"
 
 
 def private_post_answer() -> InspectionResult:
-    """What tgops.orders.inspector answers for a t.me/c/ post: no retry can change it."""
+    """What tgops.orders.link_inspector answers for a t.me/c/ post: no retry can change it."""
     return InspectionResult(
         ok=False,
         link_kind="private_post",

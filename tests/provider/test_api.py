@@ -356,7 +356,7 @@ async def test_a_retry_after_redis_committed_but_postgres_did_not_consumes_nothi
     task = await leased_task(api, database_url, runtime, remains=1)
     [[account_id]] = fetch(database_url, "SELECT telegram_account_id FROM telegram_tasks")
     # The first attempt's COMMIT reached Redis, then its Postgres transaction was lost.
-    first_attempt = claims.Claim(
+    first_attempt = claims.Reservation(
         task["task_id"], account_id, task["link_hash"], rules_for(settings, "subscribe")
     )
     await claims.commit(redis_client, [first_attempt], settings.provider_commit_marker_ttl_sec)

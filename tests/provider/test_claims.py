@@ -14,8 +14,8 @@ MARKER_TTL = 3600
 NOW = dt.datetime(2026, 1, 21, 22, 0, tzinfo=dt.UTC)
 
 
-def claim(settings, task_id: str, account_id: int, action: str = "subscribe") -> claims.Claim:
-    return claims.Claim(task_id, account_id, LINK, rules_for(settings, action))
+def claim(settings, task_id: str, account_id: int, action: str = "subscribe") -> claims.Reservation:
+    return claims.Reservation(task_id, account_id, LINK, rules_for(settings, action))
 
 
 async def test_reserve_locks_the_first_free_account_without_consuming_anything(settings, redis_client):

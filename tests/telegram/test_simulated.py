@@ -8,7 +8,7 @@ from telethon.tl import functions
 
 from tests.fakes.mtproto_pool import *  # noqa: F403
 from tgops.config import SettingsError, get_settings
-from tgops.orders.inspector import Inspector, default_client_factory
+from tgops.orders.link_inspector import Inspector, default_client_factory
 from tgops.telegram.accounts import MtprotoAccounts
 from tgops.telegram.sessions import SessionCipher, SessionKeyError, TelethonClientFactory
 from tgops.telegram.simulated import SimulatedTelegram, retire_simulated_accounts, seed_probe_accounts

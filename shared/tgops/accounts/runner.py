@@ -169,7 +169,7 @@ def create_runner(
     settings: Settings, *, db: Database, redis, client_factory=None
 ) -> tuple[SetupRunner, MtprotoPool]:
     """The runner over its own pool (simulated Telegram when the settings say so); the caller closes the pool."""
-    from tgops.orders.inspector import default_client_factory
+    from tgops.orders.link_inspector import default_client_factory
 
     factory = client_factory or default_client_factory(settings)
     pool = MtprotoPool(db=db, redis=redis, settings=settings, client_factory=factory)

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tgops.config import Settings, get_settings
 from tgops.runtime import Runtime
 
 
@@ -16,5 +15,4 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from tgops.messaging.envelopes import Message
+from tgops.validation import json_integer
 
 QUEUE = "group_message_queue"
 
@@ -27,13 +28,6 @@ CALLBACK_DATA = r"^[A-Za-z0-9_:.\-]{1,64}$"  # ASCII, so 64 characters are 64 by
 MAX_CHAT_ID = 2**53  # Telegram's ids fit in 52 bits plus sign
 
 ParseMode = Literal["HTML", "MarkdownV2"]
-
-
-def json_integer(value: object) -> object:
-    """Refuse what pydantic's lax mode would turn into an int ("5", true); 5.0 stays an integer."""
-    if isinstance(value, (str, bool)):
-        raise ValueError("must be a JSON integer")
-    return value
 
 
 ChatId = Annotated[

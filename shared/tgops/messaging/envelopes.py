@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ulid import ULID
 
 from tgops.messaging.errors import InvalidMessage
+from tgops.validation import describe
 
 M = TypeVar("M", bound="Message")
 
@@ -94,8 +95,4 @@ def _validate(payload: dict[str, Any], model: type[M]) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as error:
-        raise InvalidMessage(f"invalid {model.kind_name()!r} message: {_describe(error)}") from None
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, item['loc'])) or 'body'}: {item['msg']}" for item in error.errors())
+        raise InvalidMessage(f"invalid {model.kind_name()!r} message: {describe(error)}") from None

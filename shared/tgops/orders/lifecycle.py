@@ -60,11 +60,11 @@ async def start_by_operator(db: Database, settings: Settings, order_id: int) -> 
 
 async def withdraw_tasks(
     session: Session, settings: Settings, order_id: int, reason: str
-) -> list[claims.Claim]:
+) -> list[claims.Reservation]:
     """Fail the order's open tasks; returns their claims, to roll back once the transaction commits."""
     rows = await session.fetch_all("withdraw_order_tasks", {"order_id": order_id, "reason": reason})
     return [
-        claims.Claim(
+        claims.Reservation(
             row["id"], row["telegram_account_id"], row["link_hash"], rules_for(settings, row["action"])
         )
         for row in rows
@@ -72,13 +72,13 @@ async def withdraw_tasks(
     ]
 
 
-async def release(redis: RedisClient, withdrawn: Sequence[claims.Claim]) -> None:
+async def release(redis: RedisClient, withdrawn: Sequence[claims.Reservation]) -> None:
     """Free withdrawn tasks' accounts now rather than when their locks expire (harmless if it fails)."""
     with contextlib.suppress(Exception):
         await claims.rollback(redis, withdrawn)
 
 
-async def cancel(session: Session, settings: Settings, order_id: int) -> list[claims.Claim]:
+async def cancel(session: Session, settings: Settings, order_id: int) -> list[claims.Reservation]:
     """The panel canceled the order: withdraw what is queued, tell the panel what was delivered."""
     withdrawn = await withdraw_tasks(session, settings, order_id, "order_canceled")
     await panel_updates.record(session, [order_id], "canceled")

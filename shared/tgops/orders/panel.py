@@ -25,6 +25,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tgops.config import Settings
+from tgops.validation import describe
 
 OrderStatus = Literal[
     "validating", "depends_ok", "depends_failed", "awaiting", "in_progress", "pending",
@@ -176,16 +177,10 @@ def parse_orders(payload: Any) -> PanelPage:
         try:
             page.orders.append(PanelOrder.model_validate(item))
         except ValidationError as error:
-            page.malformed.append(MalformedOrder(_order_id(item), _describe(error)))
+            page.malformed.append(MalformedOrder(_order_id(item), describe(error, whole="order")))
     return page
 
 
 def _order_id(item: Any) -> str | None:
     order_id = item.get("id") if isinstance(item, dict) else None
     return None if order_id is None else str(order_id)[:64]
-
-
-def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, item['loc'])) or 'order'}: {item['msg']}" for item in error.errors()
-    )

@@ -14,8 +14,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from tgops import metrics
 from tgops.cache import keys
 from tgops.cache.client import RedisClient
@@ -23,6 +21,7 @@ from tgops.cache.lock import TokenLock
 from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.db.errors import DatabaseError, DatabaseUnavailable
+from tgops.db.params import jsonb
 from tgops.messaging.envelopes import encode
 from tgops.messaging.errors import QueueUnavailable
 from tgops.messaging.sqs import QueueSender
@@ -149,7 +148,7 @@ class OrderPoller:
             "start_count": order.start_count,
             "status": "depends_failed" if invalid and order.status == "validating" else order.status,
             "error": f"invalid link: {parsed.reason}" if invalid else None,
-            "validation_result": Jsonb({"link_kind": "invalid", "reason": parsed.reason})
+            "validation_result": jsonb({"link_kind": "invalid", "reason": parsed.reason})
             if invalid
             else None,
             "recent_error_sec": RECENT_ERROR_SEC,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tgops.config import Settings
     from tgops.db.database import Database
     from tgops.messaging.sqs import QueueSender, Received
-    from tgops.orders.inspection import LinkInspector
+    from tgops.orders.inspection_result import LinkInspector
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from tgops import metrics, switches
@@ -31,12 +30,13 @@ from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
 from tgops.config import ServiceRule, Settings
 from tgops.db.database import Database
+from tgops.db.params import jsonb
 from tgops.messaging.envelopes import decode_any, encode
 from tgops.messaging.errors import RetryLater
 from tgops.messaging.sqs import MAX_DELAY_SEC, QueueSender, Received
 from tgops.messaging.topology import INSPECT, MAX_RECEIVE_COUNT
 from tgops.orders import lifecycle, panel_updates
-from tgops.orders.inspection import InspectionResult, LinkInspector
+from tgops.orders.inspection_result import InspectionResult, LinkInspector
 from tgops.orders.messages import RecheckOrderLink, ValidateOrderGroup
 from tgops.orders.recheck import recheck
 from tgops.runtime import Runtime
@@ -195,7 +195,7 @@ class GroupValidator:
                     "ids": ids,
                     "status": verdict.status,
                     "error": verdict.reason,
-                    "validation_result": Jsonb(result.model_dump() | {"verdict_reason": verdict.reason}),
+                    "validation_result": jsonb(result.model_dump() | {"verdict_reason": verdict.reason}),
                 },
             )
             finished = [row["id"] for row in rows]
@@ -300,7 +300,7 @@ async def shared_inspector(runtime: Runtime) -> LinkInspector:
     db = await runtime.database()
     entry = _SHARED_INSPECTORS.get(id(runtime))
     if entry is None:  # no await between the check and the insert: one pool even under concurrent jobs
-        from tgops.orders.inspector import create_inspector
+        from tgops.orders.link_inspector import create_inspector
 
         inspector, pool = create_inspector(runtime.settings, db=db, redis=runtime.redis())
         # The Runtime is kept, so its id stays unique.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tgops.db.params import jsonb
+from tgops.validation import describe
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
@@ -52,9 +53,6 @@ async def sync_accounts(db: Database, items: list[Any]) -> SyncResult:
 
 
 def _item_error(index: int, item: Any, error: ValidationError) -> dict[str, Any]:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'item'}: {problem['msg']}"
-        for problem in error.errors()
-    )
+    problems = describe(error, whole="item")
     account_id = item.get("provider_account_id") if isinstance(item, dict) else None
     return {"index": index, "provider_account_id": account_id, "error": problems}

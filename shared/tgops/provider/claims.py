@@ -23,7 +23,7 @@ class CommitResult(IntEnum):
 
 
 @dataclass(frozen=True)
-class Claim:
+class Reservation:
     """One task's hold on one account for one action."""
 
     task_id: str
@@ -67,7 +67,7 @@ async def reserve(
 
 
 async def commit(
-    client: RedisClient, claims: Sequence[Claim], marker_ttl_sec: int, now: dt.datetime | None = None
+    client: RedisClient, claims: Sequence[Reservation], marker_ttl_sec: int, now: dt.datetime | None = None
 ) -> list[CommitResult]:
     if not claims:
         return []
@@ -97,7 +97,7 @@ async def commit(
     return [CommitResult(int(result)) for result in results]
 
 
-async def rollback(client: RedisClient, claims: Sequence[Claim]) -> int:
+async def rollback(client: RedisClient, claims: Sequence[Reservation]) -> int:
     if not claims:
         return 0
     locks = [keys.reserve_lock(claim.rules.action, claim.account_id) for claim in claims]

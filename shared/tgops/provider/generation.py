@@ -99,7 +99,7 @@ async def _generate_batch(
     limit: int,
     result: GenerationResult,
 ) -> int:
-    reserved: list[claims.Claim] = []
+    reserved: list[claims.Reservation] = []
     try:
         async with db.transaction() as tx:
             orders = await tx.fetch_all("lock_due_orders", {"limit": limit})
@@ -122,7 +122,7 @@ async def _generate_for_order(
     settings: Settings,
     selector: AccountSelector,
     order: Row,
-    reserved: list[claims.Claim],
+    reserved: list[claims.Reservation],
     result: GenerationResult,
 ) -> bool:
     needed = order["remains"] - order["open_quantity"]
@@ -136,7 +136,7 @@ async def _generate_for_order(
     if account is None:
         result.no_account += 1
         return False
-    reserved.append(claims.Claim(task_id, account["id"], hashed_link, rules))
+    reserved.append(claims.Reservation(task_id, account["id"], hashed_link, rules))
     await session.execute(
         "insert_telegram_task",
         {

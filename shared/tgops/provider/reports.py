@@ -207,8 +207,8 @@ async def _settle_claims(
     redis: RedisClient, settings: Settings, firsts: dict[str, TaskReport], finished: dict[str, Row]
 ) -> set[str]:
     """COMMIT done tasks' claims, ROLLBACK failed ones'; the ids of done tasks whose reservation was lost."""
-    commits: list[claims.Claim] = []
-    rollbacks: list[claims.Claim] = []
+    commits: list[claims.Reservation] = []
+    rollbacks: list[claims.Reservation] = []
     rules: dict[str, ActionRules] = {}
     for task_id, row in finished.items():
         state = firsts[task_id].state
@@ -217,7 +217,7 @@ async def _settle_claims(
         action = row["action"]
         if action not in rules:
             rules[action] = rules_for(settings, action)
-        claim = claims.Claim(task_id, row["telegram_account_id"], row["link_hash"], rules[action])
+        claim = claims.Reservation(task_id, row["telegram_account_id"], row["link_hash"], rules[action])
         (commits if state == "done" else rollbacks).append(claim)
     results = await claims.commit(redis, commits, settings.provider_commit_marker_ttl_sec)
     await claims.rollback(redis, rollbacks)

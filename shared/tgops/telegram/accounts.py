@@ -57,7 +57,7 @@ class AccountState:
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
+class ClaimedAccount:
     session_encrypted: str
     proxy_password_encrypted: str | None
 
@@ -82,12 +82,12 @@ class MtprotoAccounts:
             cooldown_left_sec=row["cooldown_left_sec"] or 0,
         )
 
-    async def claim(self, account_id: int) -> Claim | None:
+    async def claim(self, account_id: int) -> ClaimedAccount | None:
         """Mark the account used, if it still may be; call only while holding its lock."""
         row = await self._db.fetch_one("mtproto_claim_account", {"id": account_id})
         if row is None:
             return None
-        return Claim(row["session_encrypted"], row["proxy_password_encrypted"])
+        return ClaimedAccount(row["session_encrypted"], row["proxy_password_encrypted"])
 
     async def cool_down(self, account_id: int, seconds: int, error_code: str) -> None:
         await self._db.execute(

@@ -18,7 +18,7 @@ from tgops.logs import configure_logging
 from tgops.messaging.topology import INSPECT
 from tgops.messaging.worker import QueueWorker, install_signal_handlers
 from tgops.orders import validation
-from tgops.orders.inspector import create_inspector
+from tgops.orders.link_inspector import create_inspector
 from tgops.runtime import Runtime
 from tgops.telegram.pool import PoolMetrics
 from tgops.telegram.sessions import ClientFactory

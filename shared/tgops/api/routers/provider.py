@@ -18,6 +18,7 @@ from tgops.provider.accounts import SyncedAccount, sync_accounts
 from tgops.provider.leasing import pull_tasks
 from tgops.provider.reports import ReportOutcome, TaskReport, apply_reports
 from tgops.security import secrets_match
+from tgops.validation import describe, json_integer
 
 DEFAULT_PULL_LIMIT = 100
 
@@ -165,13 +166,6 @@ def answers(model: Any, description: str, **refusals: str) -> dict[int | str, di
     return responses
 
 
-def json_integer(value: Any) -> Any:
-    """A JSON Schema integer: 5 or 5.0, never true/false or "5" (pydantic's lax int takes those)."""
-    if isinstance(value, (bool, str)):
-        raise ValueError("must be an integer")
-    return value
-
-
 JsonInt = Annotated[int, BeforeValidator(json_integer)]
 
 
@@ -263,7 +257,7 @@ async def tasks_report(runtime: RuntimeDep, body: Annotated[dict[str, Any], Body
     try:
         report = TaskReport.model_validate(body)
     except ValidationError as error:
-        return refuse(422, _reason(error))
+        return refuse(422, describe(error))
     [outcome] = await _apply(runtime, [report])
     return {"ok": True} if outcome.ok else refuse(outcome.status, outcome.error or "refused")
 
@@ -281,7 +275,7 @@ async def _report_batch(runtime: RuntimeDep, items: Any) -> Any:
             valid.append((position, TaskReport.model_validate(item)))
         except ValidationError as error:
             task_id = item.get("task_id") if isinstance(item, dict) else None
-            results[position] = {"task_id": task_id, "ok": False, "error": _reason(error)}
+            results[position] = {"task_id": task_id, "ok": False, "error": describe(error)}
     outcomes = await _apply(runtime, [report for _, report in valid]) if valid else []
     for (position, _), outcome in zip(valid, outcomes):
         results[position] = outcome.as_json()
@@ -290,10 +284,3 @@ async def _report_batch(runtime: RuntimeDep, items: Any) -> Any:
 
 async def _apply(runtime: RuntimeDep, reports: list[TaskReport]) -> list[ReportOutcome]:
     return await apply_reports(await runtime.database(), runtime.redis(), runtime.settings, reports)
-
-
-def _reason(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
-        for problem in error.errors()
-    )

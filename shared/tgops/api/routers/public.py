@@ -24,12 +24,12 @@ from tgops.broadcast.jobs import (
     ChatIds,
     Content,
     StrictModel,
-    json_integer,
 )
 from tgops.broadcast.submit import IdempotencyConflict, IdempotencyUnavailable, submit
 from tgops.cache.errors import RedisUnavailable
 from tgops.groups import repository
 from tgops.groups.repository import GroupExists, ManagedGroup
+from tgops.validation import json_integer
 
 MAX_DB_ID = 2**63 - 1
 

@@ -17,7 +17,7 @@ from time import monotonic
 from tgops.cache import keys
 from tgops.cache.client import RedisClient
 from tgops.cache.lock import TokenLock
-from tgops.telegram.accounts import Account, Claim
+from tgops.telegram.accounts import Account, ClaimedAccount
 from tgops.telegram.errors import safe_detail
 from tgops.telegram.sessions import PROXY_PASSWORD, ClientFactory, MtprotoClient, SessionCipher
 
@@ -86,7 +86,7 @@ class Ownership:
         if release:
             await owned.lock.release()
 
-    async def client_for(self, account: Account, owned: Owned, claim: Claim) -> MtprotoClient:
+    async def client_for(self, account: Account, owned: Owned, claim: ClaimedAccount) -> MtprotoClient:
         client = owned.client
         if client is None:
             # Each secret opens only for its own account and purpose (its encryption context).

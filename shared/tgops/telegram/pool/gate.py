@@ -11,7 +11,7 @@ from typing import Literal
 from tgops.cache import keys
 from tgops.cache.client import RedisClient
 from tgops.config import Settings
-from tgops.telegram.accounts import Account, Claim, MtprotoAccounts
+from tgops.telegram.accounts import Account, ClaimedAccount, MtprotoAccounts
 from tgops.telegram.pool.clients import Owned, Ownership
 from tgops.telegram.pool.metrics import PoolMetrics
 from tgops.telegram.pool.selection import CANDIDATE_REFRESH_SEC, AccountSelection, Mode
@@ -24,7 +24,7 @@ class Lease:
     account: Account
     proxy_key: str
     owned: Owned
-    claim: Claim
+    claim: ClaimedAccount
 
 
 class Gate:

@@ -90,7 +90,7 @@ class AccountSelection:
         if free_at > wait_until:
             raise NoAccount(THROTTLE_SLOT_UNAVAILABLE, "throttle_wait_exceeded")
         self.busy.add(account_id)
-        # Claim the slot here too, so another call in this process sharing the proxy picks a later one.
+        # ClaimedAccount the slot here too, so another call in this process sharing the proxy picks a later one.
         self.slot_free_at[proxy_key] = free_at + self._settings.proxy_throttle_sec
         if free_at > now:
             try:

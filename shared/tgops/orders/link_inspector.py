@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from tgops.config import PLACEHOLDER, Settings
-from tgops.orders.inspection import InspectionResult
+from tgops.orders.inspection_result import InspectionResult
 from tgops.telegram.links import ParsedLink, parse_link
 from tgops.telegram.peers import PeerInfo, PeerLookup, PoolResult
 
