@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from tests.helpers.emf import enable_metrics, totals
 from tgops.telegram.pool import PoolMetrics
-from tgops.workers.inspect import PoolMetricsPublisher
+from tgops.workers.process import PoolMetricsPublisher
 
 
 def outcomes(stdout: str) -> dict[str, float]:

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 
 from tgops.accounts import runner as setup_runner
-from tgops.config import get_settings
 from tgops.messaging.topology import SETUP_FAST, SETUP_MEDIA
-from tgops.messaging.worker import QueueWorker, install_signal_handlers
+from tgops.messaging.worker import QueueWorker
 from tgops.runtime import Runtime
 from tgops.telegram.sessions import ClientFactory
-from tgops.workers.inspect import POOL_METRICS_INTERVAL_SEC, PoolMetricsPublisher
+from tgops.workers.process import consume, run
 
 
 async def serve(
@@ -33,29 +31,11 @@ async def serve(
     )
     handler = functools.partial(setup_runner.handle, runtime, runner=runner)
     workers = [
-        QueueWorker(runtime.queues(), queue, handler, wait_time_sec=wait_time_sec)
+        QueueWorker(runtime.queues(), queue, handler, wait_time_sec=wait_time_sec, database=runtime.database)
         for queue in (SETUP_FAST, SETUP_MEDIA)
     ]
-    publisher = PoolMetricsPublisher(pool.metrics)
-    publishing = asyncio.create_task(publisher.publish_every(POOL_METRICS_INTERVAL_SEC))
-    try:
-        await asyncio.gather(*(worker.run(stop) for worker in workers))
-    finally:
-        publishing.cancel()
-        await asyncio.gather(publishing, return_exceptions=True)
-        await pool.close()
-        publisher.publish()
-        await runtime.close()
-
-
-async def main() -> None:
-    stop = asyncio.Event()
-    install_signal_handlers(stop)
-    await serve(Runtime(get_settings()), stop)
+    await consume(runtime, stop, pool, workers)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(
-        level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(main())
+    run(serve, service="tg-setup")
