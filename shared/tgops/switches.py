@@ -40,7 +40,7 @@ SETUP_ENABLED = Switch("setup_enabled", "Account setup enabled", "the setup disp
 SWITCHES = (PAUSE_BROADCASTS, PAUSE_INSPECTION, PAUSE_LEASING, SETUP_ENABLED)
 BY_NAME = {switch.name: switch for switch in SWITCHES}
 
-_read: dict[str, tuple[float, bool]] = {}
+_read: dict[tuple[int, str], tuple[float, bool]] = {}
 
 
 def default(switch: Switch, settings: Settings) -> bool:
@@ -50,12 +50,14 @@ def default(switch: Switch, settings: Settings) -> bool:
 
 
 async def is_on(redis: RedisClient, switch: Switch, settings: Settings) -> bool:
-    cached = _read.get(switch.name)
+    # Cached per Redis client: another client (a test's, another deployment's) reads for itself.
+    cache_key = (id(redis), switch.name)
+    cached = _read.get(cache_key)
     if cached and time.monotonic() - cached[0] < READ_CACHE_SEC:
         return cached[1]
     stored = await redis.get(keys.switch(switch.name))
     value = default(switch, settings) if stored is None else stored == "1"
-    _read[switch.name] = (time.monotonic(), value)
+    _read[cache_key] = (time.monotonic(), value)
     return value
 
 
@@ -70,7 +72,7 @@ async def states(redis: RedisClient, settings: Settings) -> dict[str, bool]:
 
 async def flip(redis: RedisClient, switch: Switch, on: bool) -> None:
     await redis.set(keys.switch(switch.name), "1" if on else "0")
-    _read.pop(switch.name, None)
+    _read.pop((id(redis), switch.name), None)
 
 
 async def held_while_paused(runtime: Runtime, switch: Switch, queue: str, message: Received) -> bool:
