@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tgops import metrics
+
 if TYPE_CHECKING:
     from tgops.db.database import Database
 
 log = logging.getLogger(__name__)
+GROUPS_DEACTIVATED_METRIC = "GroupsDeactivated"  # alarmed in template.yaml
 
 
 async def record_send_failure(db: Database, chat_id: int, reason: str, max_failures: int) -> None:
@@ -19,6 +22,7 @@ async def record_send_failure(db: Database, chat_id: int, reason: str, max_failu
     )
     if row is not None and not row["is_active"] and row["consecutive_failures"] == max_failures:
         log.warning("group %s deactivated after %d failures in a row: %s", chat_id, max_failures, reason)
+        metrics.count(GROUPS_DEACTIVATED_METRIC)
 
 
 async def record_send_success(db: Database, chat_id: int) -> None:
