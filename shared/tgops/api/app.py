@@ -10,7 +10,8 @@ from fastapi import FastAPI
 import tgops
 from tgops.api import docs, errors
 from tgops.api.body_limit import BodySizeLimit
-from tgops.api.dashboard.router import router as dashboard_router
+from tgops.api.dashboard import PREFIX as DASHBOARD_PREFIX
+from tgops.api.dashboard import LazyDashboard
 from tgops.api.errors import ErrorResponse
 from tgops.api.method_not_allowed import method_not_allowed
 from tgops.api.routers import admin_dlq, broadcasts, health, live_streams, public, webhooks
@@ -45,7 +46,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin_dlq.router)
     app.include_router(public.router)
     app.include_router(live_streams.router)
-    app.include_router(dashboard_router)
+    app.mount(DASHBOARD_PREFIX, LazyDashboard())
     app.include_router(provider_router.router)
     app.include_router(broadcasts.router)
     app.openapi = with_security_schemes(app, webhooks.SECURITY_SCHEMES)

@@ -11,7 +11,6 @@ from functools import cache
 from importlib import resources
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 ASSETS = {
@@ -26,6 +25,8 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
+    from fastapi.openapi.docs import get_swagger_ui_html  # only when someone opens /docs
+
     assets = f"{request.scope.get('root_path', '')}/docs/assets"
     return get_swagger_ui_html(
         openapi_url=f"{request.scope.get('root_path', '')}{request.app.openapi_url}",

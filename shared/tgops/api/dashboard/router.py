@@ -10,12 +10,13 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tgops import switches
-from tgops.api.dashboard import data
+from tgops.api.dashboard import PREFIX, data
 from tgops.api.dashboard.sessions import (
     COOKIE,
     TTL_SEC,
@@ -26,15 +27,15 @@ from tgops.api.dashboard.sessions import (
 )
 from tgops.api.deps import RuntimeDep
 from tgops.messaging.topology import QUEUES_BY_NAME
+from tgops.runtime import Runtime
 from tgops.security import secrets_match
 
-PREFIX = "/dashboard"
 REFRESH_SEC = 5
 ORDER_STATUSES = ("validating", "depends_ok", "depends_failed", "awaiting", "in_progress", "pending",
                   "completed", "partial", "canceled")  # fmt: skip
 TASK_STATUSES = ("queued", "leased", "pending", "done", "failed")
 
-router = APIRouter(prefix=PREFIX, include_in_schema=False)
+router = APIRouter(include_in_schema=False)  # mounted at PREFIX by tgops.api.dashboard.LazyDashboard
 
 
 @cache
@@ -173,10 +174,8 @@ async def replay(request: Request, runtime: RuntimeDep, session: ChangeSession, 
         chosen = [str(value) for value in form.getlist("message_id")]
     result = await dead.replay(chosen) if chosen else None
     count = len(result.replayed) + len(result.already_replayed) if result else 0
-    target = request.url_for("dead_letters", queue=spec.name).include_query_params(
-        reason=reason, text=text, replayed=count
-    )
-    return RedirectResponse(str(target.path) + "?" + target.query, status.HTTP_303_SEE_OTHER)
+    query = urlencode({"reason": reason, "text": text, "replayed": count})
+    return RedirectResponse(f"{PREFIX}/dlq/{spec.name}?{query}", status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/orders")
@@ -267,3 +266,14 @@ def _matches(letter, reason: str, text: str) -> bool:
     return (not reason or reason.lower() in failure.lower()) and (
         not text or text.lower() in letter.body_preview.lower()
     )
+
+
+def dashboard_app(runtime: Runtime) -> FastAPI:
+    """The dashboard as an app of its own, mounted at PREFIX, sharing the API's runtime and error answers."""
+    from tgops.api import errors
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(router)
+    return app
