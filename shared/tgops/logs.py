@@ -62,6 +62,32 @@ class Redactor:
         return text
 
 
+class RedactingFilter(logging.Filter):
+    """Redacts a record where it is made, for the loggers that print request URLs (a Bot API URL holds its
+    token): every handler then sees it clean, including ones tgops did not set up (pytest's, a library's)."""
+
+    _patterns_only = Redactor()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self._patterns_only.redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+# The loggers that print request URLs: httpx (every request, at INFO) and python-telegram-bot's own.
+URL_LOGGERS = ("httpx", "telegram.Bot", "telegram.BaseRequest", "telegram.HTTPXRequest", "telegram.ext")
+
+
+def redact_request_loggers() -> None:
+    """Put a RedactingFilter on each URL logger once (the Bot API client calls it when imported)."""
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactingFilter) for existing in logger.filters):
+            logger.addFilter(RedactingFilter())
+
+
 class RedactingHandler(logging.StreamHandler):
     """The one handler of the process. Redacting the finished line, rather than the record, also
     catches what a formatter adds later: the traceback and the serialized extra fields."""

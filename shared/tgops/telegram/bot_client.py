@@ -18,7 +18,7 @@ Without a real token (unset, or the "change-me" placeholder) every call is recor
 `bot_outbox` table with its parameters instead of being sent (`tgops outbox` lists them), answered
 with a plausible success so the whole flow runs locally.
 
-The token is part of every Bot API URL; `RedactTokens` keeps it out of httpx's and
+The token is part of every Bot API URL; `tgops.logs.RedactingFilter` keeps it out of httpx's and
 python-telegram-bot's log lines, and the token never appears in keys or rows (`bot_key` is a hash).
 """
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import time
 import warnings
 import weakref
@@ -44,6 +43,7 @@ from tgops.cache import keys
 from tgops.cache.scripts import script
 from tgops.config import PLACEHOLDER, Settings
 from tgops.db.params import jsonb
+from tgops.logs import redact_request_loggers
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
@@ -362,36 +362,6 @@ def bot_client(
     )
 
 
-# --- no token in a log line -----------------------------------------------------------------------
+# --- no token in a log line: the request loggers redact where each record is made (tgops.logs) ---------
 
-_TOKEN_IN_URL = re.compile(r"/bot[^/\s'\"]+")
-_TOKEN = re.compile(r"\b\d{4,}:[A-Za-z0-9_-]{20,}\b")
-
-
-def redact(text: str) -> str:
-    return _TOKEN.sub("<bot token>", _TOKEN_IN_URL.sub("/bot<token>", text))
-
-
-class RedactTokens(logging.Filter):
-    """Rewrites a record whose text holds a Bot API URL or a bot token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-# The loggers that print request URLs: httpx (every request, at INFO) and python-telegram-bot's own.
-TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.BaseRequest", "telegram.HTTPXRequest", "telegram.ext")
-
-
-def install_redaction() -> None:
-    for name in TOKEN_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(existing, RedactTokens) for existing in logger.filters):
-            logger.addFilter(RedactTokens())
-
-
-install_redaction()
+redact_request_loggers()
