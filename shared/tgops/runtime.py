@@ -17,8 +17,8 @@ from tgops.config import Settings
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.db.database import Database
-    from tgops.messaging.backend import QueueBackend
-    from tgops.messaging.sqs import InMemoryQueues, QueueSender
+    from tgops.messaging.backend import QueueBackend, QueueSender
+    from tgops.messaging.sqs import InMemoryQueues
 
 log = logging.getLogger(__name__)
 HEALTH_CHECK_TIMEOUT_SEC = 2.0

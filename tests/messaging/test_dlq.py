@@ -7,7 +7,13 @@ from tgops.messaging.dlq import DeadLetters
 from tgops.messaging.sqs import SqsQueues
 from tgops.messaging.topology import GROUP_MESSAGE
 
-PROTOCOL_METHODS = [name for name in vars(QueueBackend) if not name.startswith("_")]
+PROTOCOL_METHODS = [
+    name
+    for protocol in QueueBackend.__mro__
+    if protocol is not object
+    for name in vars(protocol)
+    if not name.startswith("_")
+]
 
 
 class ProtocolOnly:

@@ -23,7 +23,7 @@ from tgops.telegram.bot_client import BotClient, Lane
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
-    from tgops.messaging.sqs import QueueSender
+    from tgops.messaging.backend import QueueSender
 
 log = logging.getLogger(__name__)
 

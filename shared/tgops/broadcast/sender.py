@@ -38,7 +38,7 @@ from tgops.telegram.bot_client import BotClient, Lane, is_chat_failure, may_have
 if TYPE_CHECKING:
     from tgops.config import Settings
     from tgops.db.database import Database
-    from tgops.messaging.sqs import QueueSender
+    from tgops.messaging.backend import QueueSender
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from tgops.messaging.envelopes import encode
 
 if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
-    from tgops.messaging.sqs import QueueSender
+    from tgops.messaging.backend import QueueSender
 
 QUEUED_TTL_SEC = 24 * 3600
 PENDING_TTL_SEC = QUEUED_TTL_SEC  # outlives the send: a claim whose outcome is unknown refuses retries

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.config import Settings
     from tgops.db.database import Database
-    from tgops.messaging.sqs import QueueSender
+    from tgops.messaging.backend import QueueSender
 
 log = logging.getLogger(__name__)
 # Telegram's ids have at most 52 significant bits (they fit a double, so every JSON parser reads them

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from tgops.messaging.sqs import Received
 
 
-class QueueBackend(Protocol):
+class QueueSender(Protocol):
+    """What a producer needs: the send alone (SqsQueues, PgQueues and the tests' InMemoryQueues)."""
+
     async def send(
         self,
         queue: str,
@@ -27,6 +29,10 @@ class QueueBackend(Protocol):
     ) -> str:
         """Send `body` to `queue`; return the message id."""
         ...
+
+
+class QueueBackend(QueueSender, Protocol):
+    """What consumers and the DLQ administration need besides."""
 
     async def receive(
         self,

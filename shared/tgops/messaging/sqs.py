@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -32,20 +32,6 @@ DEPTH_ATTRIBUTES = {
     "in_flight": "ApproximateNumberOfMessagesNotVisible",
     "delayed": "ApproximateNumberOfMessagesDelayed",
 }
-
-
-class QueueSender(Protocol):
-    async def send(
-        self,
-        queue: str,
-        body: str,
-        *,
-        group_id: str | None = None,
-        dedup_id: str | None = None,
-        delay_sec: int = 0,
-    ) -> str:
-        """Send `body` to the logical queue `queue`; return the message id."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -289,7 +275,7 @@ class SentMessage:
     delay_sec: int = 0
 
 
-class InMemoryQueues(QueueSender):
+class InMemoryQueues:
     """Records sends instead of making them. FIFO dedup ids are remembered for the object's life."""
 
     def __init__(self, specs: Iterable[QueueSpec] = QUEUES) -> None:

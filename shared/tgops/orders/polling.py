@@ -22,9 +22,9 @@ from tgops.config import Settings
 from tgops.db.database import Database
 from tgops.db.errors import DatabaseError, DatabaseUnavailable
 from tgops.db.params import jsonb
+from tgops.messaging.backend import QueueSender
 from tgops.messaging.envelopes import encode
 from tgops.messaging.errors import QueueUnavailable
-from tgops.messaging.sqs import QueueSender
 from tgops.messaging.topology import INSPECT
 from tgops.orders import lifecycle
 from tgops.orders.messages import ValidateOrderGroup

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from tgops.cache.client import RedisClient
     from tgops.config import Settings
     from tgops.db.database import Database
-    from tgops.messaging.sqs import QueueSender, Received
+    from tgops.messaging.backend import QueueSender
+    from tgops.messaging.sqs import Received
     from tgops.orders.inspection_result import LinkInspector
 
 log = logging.getLogger(__name__)

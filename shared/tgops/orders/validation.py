@@ -31,9 +31,10 @@ from tgops.cache.lock import TokenLock
 from tgops.config import ServiceRule, Settings
 from tgops.db.database import Database
 from tgops.db.params import jsonb
+from tgops.messaging.backend import QueueSender
 from tgops.messaging.envelopes import decode_any, encode
 from tgops.messaging.errors import RetryLater
-from tgops.messaging.sqs import MAX_DELAY_SEC, QueueSender, Received
+from tgops.messaging.sqs import MAX_DELAY_SEC, Received
 from tgops.messaging.topology import INSPECT, MAX_RECEIVE_COUNT
 from tgops.orders import lifecycle, panel_updates
 from tgops.orders.inspection_result import InspectionResult, LinkInspector
