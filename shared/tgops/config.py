@@ -11,7 +11,7 @@ import math
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -39,6 +39,19 @@ ENV_PREFIX = "TGOPS_"
 STRONG_TOKEN_FIELDS = ("provider_token", "admin_token")
 MIN_TOKEN_LENGTH = 32
 MIN_TOKEN_ENTROPY_BITS = 100
+
+
+# The account setup pipeline's tasks (seed 003), in the order a new account runs them.
+SetupTaskType = Literal[
+    "ensure_2fa",
+    "update_name",
+    "privacy_phone_hidden",
+    "privacy_last_seen_everybody",
+    "set_photo_jpg",
+    "set_photo_animated",
+    "story_image",
+    "story_video",
+]
 
 
 class SettingsError(Exception):
@@ -227,27 +240,7 @@ class Settings(BaseSettings):
     session_kms_key_id: str | None = None  # set on AWS: data keys from KMS; unset: the local key wraps them
     kms_endpoint_url: str | None = None
     setup_enabled: bool = False
-    setup_tasks: list[
-        Literal[
-            "ensure_2fa",
-            "update_name",
-            "privacy_phone_hidden",
-            "privacy_last_seen_everybody",
-            "set_photo_jpg",
-            "set_photo_animated",
-            "story_image",
-            "story_video",
-        ]
-    ] = [
-        "ensure_2fa",
-        "update_name",
-        "privacy_phone_hidden",
-        "privacy_last_seen_everybody",
-        "set_photo_jpg",
-        "set_photo_animated",
-        "story_image",
-        "story_video",
-    ]
+    setup_tasks: list[SetupTaskType] = list(get_args(SetupTaskType))
     setup_2fa_enable: bool = False  # set a 2FA password where none is (from the task payload or the secret)
     setup_2fa_password: SecretStr | None = None
     setup_2fa_hint: str = ""

@@ -7,19 +7,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from tgops.config import SetupTaskType
 from tgops.messaging.envelopes import Message
 from tgops.messaging.topology import SETUP_FAST, SETUP_MEDIA
 
-TaskType = Literal[
-    "ensure_2fa",
-    "update_name",
-    "privacy_phone_hidden",
-    "privacy_last_seen_everybody",
-    "set_photo_jpg",
-    "set_photo_animated",
-    "story_image",
-    "story_video",
-]
+TaskType = SetupTaskType
 FAST_TASKS: tuple[str, ...] = (
     "ensure_2fa",
     "update_name",
