@@ -25,6 +25,7 @@ from tests.helpers.template_topology import (
     resources,
     topology_violations,
 )
+from tgops import metrics
 from tgops.config import SECRET_FIELDS, Settings, env_name
 from tgops.messaging import topology
 
@@ -323,8 +324,11 @@ def test_every_function_gets_the_dependency_layer_and_the_tgops_layer(template):
     assert sorted(content.values()) == ["layers/deps/", "shared/"]
     assert {referenced_id(layer) for layer in function_globals(template)["Layers"]} == set(layers)
     runtime = function_globals(template)["Runtime"]
-    for logical_id in layers:
-        assert template["Resources"][logical_id]["Metadata"]["BuildMethod"] == runtime
+    (architecture,) = function_globals(template)["Architectures"]
+    for logical_id, properties in layers.items():
+        assert properties["CompatibleRuntimes"] == [runtime]
+        assert properties["CompatibleArchitectures"] == [architecture]
+        assert template["Resources"][logical_id]["Metadata"]["BuildArchitecture"] == architecture
     for logical_id, properties in resources(template, "AWS::Serverless::Function").items():
         assert "Layers" not in properties, f"{logical_id} must keep the global layers"
 
@@ -332,6 +336,8 @@ def test_every_function_gets_the_dependency_layer_and_the_tgops_layer(template):
 def test_globals_name_the_service_and_a_valid_tgops_env_per_stage(template):
     variables = function_globals(template)["Environment"]["Variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == "tgops"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == metrics.NAMESPACE
+    assert function_globals(template)["Tracing"] == "Active"
     assert variables["TGOPS_ENV"] == {"Fn::FindInMap": ["Stage", {"Ref": "Env"}, "TgopsEnv"]}
     stages = template["Mappings"]["Stage"]
     assert set(stages) == set(template["Parameters"]["Env"]["AllowedValues"])
