@@ -402,3 +402,71 @@ def test_samconfig_deploys_each_stage_as_its_own_stack_with_its_own_secret(templ
         assert overrides["SecretsName"].endswith(stage)
         stacks.add(config[stage]["global"]["parameters"]["stack_name"])
     assert len(stacks) == len(stages)
+
+
+FARGATE_WORKERS = sorted(
+    {spec.consumer.name for spec in topology.QUEUES if spec.consumer.runtime == "fargate"}
+)
+
+
+def worker_task_definition(template: Template, worker: str) -> tuple[str, dict[str, Any]]:
+    for logical_id, properties in resources(template, "AWS::ECS::TaskDefinition").items():
+        for container in properties["ContainerDefinitions"]:
+            if {"Name": "TGOPS_WORKER", "Value": worker} in container.get("Environment", []):
+                return logical_id, properties
+    raise AssertionError(f"no task definition runs the {worker} worker")
+
+
+def scaling_metric_queues(template: Template, service_id: str) -> set[str]:
+    """Queue logical ids in the backlog-per-task metric of the policy that scales `service_id`."""
+    targets = {
+        logical_id
+        for logical_id, properties in resources(
+            template, "AWS::ApplicationAutoScaling::ScalableTarget"
+        ).items()
+        if f"${{{service_id}.Name}}" in (literal_text(properties["ResourceId"]) or "")
+    }
+    queues: set[str] = set()
+    for properties in resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values():
+        if referenced_id(properties["ScalingTargetId"]) not in targets:
+            continue
+        tracking = properties["TargetTrackingScalingPolicyConfiguration"]
+        metrics_ = tracking["CustomizedMetricSpecification"]["Metrics"]
+        expression = next(metric["Expression"] for metric in metrics_ if metric.get("ReturnData"))
+        assert "/ IF(tasks > 0, tasks, 1)" in expression, expression
+        for metric in metrics_:
+            stat = metric.get("MetricStat", {}).get("Metric", {})
+            if stat.get("MetricName") == "ApproximateNumberOfMessagesVisible":
+                assert metric["Id"] in expression
+                queues |= {referenced_id(d["Value"], "QueueName") for d in stat["Dimensions"]}
+    return queues
+
+
+@pytest.mark.parametrize("worker", FARGATE_WORKERS)
+def test_every_fargate_worker_scales_on_the_backlog_of_all_its_queues_per_running_task(template, worker):
+    task_definition_id, _ = worker_task_definition(template, worker)
+    [service_id] = [
+        logical_id
+        for logical_id, properties in resources(template, "AWS::ECS::Service").items()
+        if referenced_id(properties["TaskDefinition"]) == task_definition_id
+    ]
+    queue_ids = queue_logical_ids(template)
+    worker_queues = {
+        queue_ids[spec.physical_name(QUEUE_PREFIX)]
+        for spec in topology.QUEUES
+        if spec.consumer.name == worker
+    }
+    assert scaling_metric_queues(template, service_id) == worker_queues
+
+
+@pytest.mark.parametrize("worker", FARGATE_WORKERS)
+def test_every_fargate_worker_has_an_xray_daemon_beside_it_and_may_write_traces(template, worker):
+    task_definition_id, properties = worker_task_definition(template, worker)
+    daemons = [
+        c for c in properties["ContainerDefinitions"] if referenced_id(c["Image"]) == "XrayDaemonImage"
+    ]
+    assert [daemon["PortMappings"] for daemon in daemons] == [[{"ContainerPort": 2000, "Protocol": "udp"}]]
+    assert daemons[0]["Essential"] is False
+    role = resources(template, "AWS::IAM::Role")[referenced_id(properties["TaskRoleArn"], "Arn")]
+    policies = [literal_text(arn) or "" for arn in role.get("ManagedPolicyArns", [])]
+    assert any(arn.endswith(":policy/AWSXRayDaemonWriteAccess") for arn in policies), task_definition_id
