@@ -173,3 +173,22 @@ async def test_media_come_from_s3_on_aws(setup_settings):
 
 def test_media_do_not_print_their_bytes():
     assert "secret-bytes" not in repr(Media("a.jpg", b"secret-bytes"))
+
+
+async def test_a_video_is_probed_once_per_content_not_once_per_task(store, media_dir, monkeypatch, tmp_path):
+    from tgops.accounts import media as media_module
+
+    probes = []
+    probe = media_module.video_info
+    monkeypatch.setattr(media_module, "video_info", lambda data: probes.append(len(data)) or probe(data))
+    folder_store = MediaStore(store._settings.model_copy(update={"setup_media_dir": tmp_path}))
+    (tmp_path / "clip.mp4").write_bytes((media_dir / "avatar.mp4").read_bytes())
+
+    first = await folder_store.video("clip.mp4")
+    again = await folder_store.video("clip.mp4")
+    (tmp_path / "clip.mp4").write_bytes((media_dir / "story.mp4").read_bytes() + b"\0")  # the file changed
+    changed = await folder_store.video("clip.mp4")
+
+    assert again == first and first.width == 64
+    assert changed.data != first.data and changed.width == 64
+    assert len(probes) == 2

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import psycopg
 from telethon import errors
 from telethon.tl import functions
 
@@ -154,3 +155,91 @@ async def test_an_unknown_account_is_unavailable_for_good(make_pool, telegram):
         False,
         "account_not_found",
     )
+
+
+def count_state_reads(db) -> list[int]:
+    """How often the pool reads one account's state from Postgres (the named-account path's DB read)."""
+    reads = [0]
+    fetch_one = db.fetch_one
+
+    async def counted(query, params=None):
+        reads[0] += query == "mtproto_account_state"
+        return await fetch_one(query, params)
+
+    db.fetch_one = counted
+    return reads
+
+
+async def test_a_release_passes_the_account_to_its_next_waiter_without_rereading_postgres(
+    add_accounts, make_pool, telegram, sessions, db
+):
+    first, second = await add_accounts(2, probe=False)
+    telegram.add_channel("durov")
+    reads = count_state_reads(db)
+    pool = make_pool()
+
+    results = await asyncio.gather(
+        *(pool.call_on(account_id, resolve_durov) for account_id in (first, second) * 4)
+    )
+
+    assert all(result.ok for result in results)
+    assert telegram.sessions_called() == {sessions[first]: 4, sessions[second]: 4}
+    assert max(telegram.max_in_flight.values()) == 1
+    # One read per call: a waiter is woken only when the account is handed to it, not by every release.
+    assert reads[0] == 8
+
+
+async def test_waiters_on_an_account_that_just_got_a_flood_wait_answer_its_cooldown_without_a_call(
+    add_accounts, make_pool, telegram, sessions, db
+):
+    [flooded] = await add_accounts(1, probe=False)
+    telegram.add_channel("durov")
+    telegram.fail_next(sessions[flooded], errors.FloodWaitError(request=None, capture=30))
+    reads = count_state_reads(db)
+    pool = make_pool()
+
+    first, *waiters = await asyncio.gather(*(pool.call_on(flooded, resolve_durov) for _ in range(3)))
+
+    assert (first.error_code, first.cooldown_sec) == ("FLOOD_WAIT", 30)
+    for waiter in waiters:
+        assert (waiter.error_code, waiter.reason, waiter.retryable) == (
+            ACCOUNT_UNAVAILABLE,
+            "account_cooldown",
+            True,
+        )
+        assert 0 < waiter.cooldown_sec <= 30
+    assert len(telegram.calls) == 1
+    assert reads[0] == 3
+
+
+async def test_a_cooldown_lifted_in_postgres_after_the_pool_wrote_it_is_seen(
+    add_accounts, make_pool, telegram, sessions, database_url
+):
+    [account_id] = await add_accounts(1, probe=False)
+    telegram.add_channel("durov")
+    telegram.fail_next(sessions[account_id], errors.FloodWaitError(request=None, capture=300))
+    pool = make_pool()
+    assert (await pool.call_on(account_id, resolve_durov)).error_code == "FLOOD_WAIT"
+
+    with psycopg.connect(database_url, autocommit=True) as connection:  # the operator lifts it
+        connection.execute("UPDATE mtproto_accounts SET cooldown_until = NULL WHERE id = %s", (account_id,))
+    again = await pool.call_on(account_id, resolve_durov)
+
+    assert again.ok and len(telegram.calls) == 2
+
+
+async def test_a_waiter_that_gives_up_leaves_the_account_usable(add_accounts, make_pool, telegram):
+    [account_id] = await add_accounts(1, probe=False)
+    telegram.add_channel("durov")
+    telegram.latency_sec = (1.0, 1.0)  # the first call holds the account far longer than the others wait
+    pool = make_pool(proxy_throttle_max_wait_sec=0.05)
+
+    held, *gave_up = await asyncio.gather(*(pool.call_on(account_id, resolve_durov) for _ in range(3)))
+    telegram.latency_sec = (0.0, 0.0)
+    after = await pool.call_on(account_id, resolve_durov)
+
+    assert held.ok and after.ok
+    assert [(result.error_code, result.retryable) for result in gave_up] == [
+        (THROTTLE_SLOT_UNAVAILABLE, True)
+    ] * 2
+    assert len(telegram.calls) == 2

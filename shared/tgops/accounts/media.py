@@ -16,6 +16,7 @@ from pathlib import Path
 from tgops.config import Settings
 
 FFMPEG_TIMEOUT_SEC = 120
+VIDEOS_KEPT = 16  # probed videos kept per store (a few configured files; more only with task payloads)
 
 
 class MediaUnavailable(Exception):
@@ -44,6 +45,8 @@ class MediaStore:
         self._bucket = settings.setup_media_bucket
         self._s3 = s3_client
         self._settings = settings
+        # Probing a video (and converting a GIF) runs ffmpeg: done once per file content, not per account.
+        self._videos: dict[tuple[str, str], Media] = {}
 
     async def fetch(self, name: str) -> bytes:
         if self._bucket:
@@ -80,6 +83,14 @@ class MediaStore:
     async def video(self, name: str) -> Media:
         """An MP4 with its size and duration (a GIF converted to MP4 first)."""
         data = await self.fetch(name)
+        key = (name, hashlib.sha256(data).hexdigest())
+        if key not in self._videos:
+            if len(self._videos) >= VIDEOS_KEPT:
+                self._videos.clear()
+            self._videos[key] = await self._probed(name, data)
+        return self._videos[key]
+
+    async def _probed(self, name: str, data: bytes) -> Media:
         if data[:6] in (b"GIF87a", b"GIF89a"):
             data = await asyncio.to_thread(gif_to_mp4, data)
             name = f"{Path(name).stem}.mp4"

@@ -8,6 +8,8 @@ its proxy's throttle, its claim, the deadline, the failure policy), and the answ
 - done / the executor's own retry or failure (story limits, missing configuration);
 - FLOOD_WAIT (any flood) or PEER_FLOOD: the pool cooled the account down; the task retries when it ends;
 - the account is unavailable (cooling down, owned elsewhere): retry when it may be, not an attempt;
+  a task waiting for its account while another task of it got a FLOOD_WAIT learns so from the pool
+  without a call. A retry for the account's cooldown is due the moment Postgres ends it;
 - an account-fatal auth error: the pool disabled the account; the task fails with the reason;
 - anything else: retry after setup_backoff_sec[attempt] (60, 300, 900, 3600 s), then fail with the reason.
 
@@ -55,6 +57,7 @@ class Decision:
     reason: str | None = None
     counts_as_attempt: bool = False
     result: dict[str, Any] | None = None
+    at_cooldown_end: bool = False  # retry when the account's cooldown ends (retry_in_sec: the fallback)
 
 
 class SetupRunner:
@@ -85,7 +88,13 @@ class SetupRunner:
 
     async def _attempt(self, row: Row) -> Decision:
         if row["cooldown_left_sec"] > 0:
-            return Decision("retry", row["cooldown_left_sec"], ACCOUNT_UNAVAILABLE, "account cooling down")
+            return Decision(
+                "retry",
+                row["cooldown_left_sec"],
+                ACCOUNT_UNAVAILABLE,
+                "account cooling down",
+                at_cooldown_end=True,
+            )
         try:
             context = await self._context(row)
         except MediaUnavailable as error:
@@ -134,11 +143,19 @@ class SetupRunner:
             return Decision("failed", error_code=code, reason=f"account disabled ({result.reason or code})")
         if code == ACCOUNT_UNAVAILABLE:
             return Decision(
-                "retry", result.cooldown_sec or self._settings.setup_backoff_sec[0], code, result.reason
+                "retry",
+                result.cooldown_sec or self._settings.setup_backoff_sec[0],
+                code,
+                result.reason,
+                at_cooldown_end=result.reason == "account_cooldown",
             )
         if "FLOOD" in code and result.cooldown_sec:
             return Decision(
-                "retry", result.cooldown_sec, code, "account cooling down after Telegram's flood limit"
+                "retry",
+                result.cooldown_sec,
+                code,
+                "account cooling down after Telegram's flood limit",
+                at_cooldown_end=True,
             )
         if code == THROTTLE_SLOT_UNAVAILABLE:
             return Decision("retry", self._settings.setup_backoff_sec[0], code, result.reason)
@@ -151,6 +168,17 @@ class SetupRunner:
         )  # fmt: skip
 
     async def _finish(self, row: Row, decision: Decision) -> None:
+        if decision.at_cooldown_end:
+            await self._db.execute(
+                "setup_retry_at_cooldown_end",
+                {
+                    "id": row["id"],
+                    "retry_in_sec": decision.retry_in_sec,
+                    "error_code": decision.error_code,
+                    "error": decision.reason,
+                },
+            )
+            return
         await self._db.execute(
             "setup_finish_task",
             {

@@ -151,6 +151,22 @@ SET status = %(status)s,
     updated_at = now()
 WHERE id = %(id)s AND status = 'running';
 
+-- name: setup_retry_at_cooldown_end
+-- A task its account may not run yet because the account is cooling down: due again the moment the
+-- cooldown ends, as Postgres has it (not a rounded second later); never an attempt. `retry_in_sec` is the
+-- fallback when Postgres shows no cooldown (an operator lifted it since).
+UPDATE mtproto_account_tasks t
+SET status = 'retry',
+    retry_at = CASE WHEN a.cooldown_until > now() THEN a.cooldown_until
+                    ELSE now() + make_interval(secs => %(retry_in_sec)s::int) END,
+    last_error_code = %(error_code)s,
+    last_error = %(error)s,
+    enqueued_at = NULL,
+    started_at = NULL,
+    updated_at = now()
+FROM mtproto_accounts a
+WHERE t.id = %(id)s AND a.id = t.account_id AND t.status = 'running';
+
 -- name: setup_get_task
 SELECT id, account_id, task_type, status, attempts, retry_at, last_error_code, last_error, result_json,
        payload_json, enqueued_at

@@ -242,36 +242,63 @@ class MtprotoPool:
         self._stopped = replace(fatal, account_id=None)
 
     async def _lease_named(self, account_id: int, wait_until: float, rid: str) -> Lease | PoolResult[Any]:
-        """The account's lease, or why it cannot be had (Postgres is asked, not the candidate list)."""
+        """The account's lease, or why it cannot be had. Postgres is read once, before the call queues for
+        the account; what changes while it waits, this process's mirrors tell (a cooldown or disable this
+        process wrote, a proxy resting, the account owned elsewhere), and the claim under the lock checks
+        the rest."""
+        read_at = monotonic()
+        state = await self._accounts.state(account_id)
+        refused = _refusal_of(state)
+        if refused is not None or state is None:
+            return refused or _account_unavailable("account_not_found", retryable=False)
+        proxy_key = state.account.proxy_key(self._settings.proxy_mode)
+        mode: Mode = "inspect" if state.probe else "action"
+        await self._selection.take_turn(account_id, wait_until)
+        try:
+            lease = await self._lease_turn(state.account, proxy_key, mode, read_at, wait_until, rid)
+        except BaseException:
+            self._selection.give_back(account_id)
+            raise
+        if not isinstance(lease, Lease):
+            self._selection.give_back(account_id)
+        return lease
+
+    async def _lease_turn(
+        self, account: Account, proxy_key: str, mode: Mode, read_at: float, wait_until: float, rid: str
+    ) -> Lease | PoolResult[Any]:
+        """With the account busy for this call: through its throttle slot and the gate."""
         selection = self._selection
         while True:
-            state = await self._accounts.state(account_id)
-            refused = _refusal_of(state)
-            if refused is not None or state is None:
-                return refused or _account_unavailable("account_not_found", retryable=False)
-            now = monotonic()
-            if selection.owned_elsewhere_until.get(account_id, 0) > now:
-                return _account_unavailable("owned_elsewhere")
-            proxy_key = state.account.proxy_key(self._settings.proxy_mode)
-            proxy_rest = selection.proxy_cooling_until.get(proxy_key, 0) - now
-            if proxy_rest > 0:
-                return _account_unavailable("proxy_cooldown", cooldown_sec=math.ceil(proxy_rest))
-            if account_id in selection.busy:
-                await selection.wait_for_release(wait_until)
-                continue
-            await selection.reserve(account_id, proxy_key, wait_until)
-            mode: Mode = "inspect" if state.probe else "action"
-            lease = await self._enter(state.account, proxy_key, mode, rid)
+            refused = self._refusal_mirrored(account.id, proxy_key, read_at)
+            if refused is not None:
+                return refused
+            await selection.wait_for_slot(proxy_key, wait_until)
+            lease = await self._gate.enter(account, proxy_key, mode, rid)
             if isinstance(lease, Lease):
                 return lease
             if lease == "owned_elsewhere":
                 return _account_unavailable("owned_elsewhere")
             if lease == "not_claimable":
                 # Cooled down or disabled since Postgres was read: say which, or that it cannot be used.
-                return _refusal_of(await self._accounts.state(account_id)) or _account_unavailable(
+                return _refusal_of(await self._accounts.state(account.id)) or _account_unavailable(
                     "not_claimable"
                 )
             # proxy_cooldown or slot_taken: the mirrors know now; the next turn answers or waits for the slot.
+
+    def _refusal_mirrored(self, account_id: int, proxy_key: str, read_at: float) -> PoolResult[Any] | None:
+        selection = self._selection
+        rest = selection.cooled_since(account_id, read_at)
+        if rest == math.inf:
+            return _account_unavailable("account_disabled", disabled=True)
+        if rest > 0:
+            return _account_unavailable("account_cooldown", cooldown_sec=math.ceil(rest))
+        now = monotonic()
+        if selection.owned_elsewhere_until.get(account_id, 0) > now:
+            return _account_unavailable("owned_elsewhere")
+        proxy_rest = selection.proxy_cooling_until.get(proxy_key, 0) - now
+        if proxy_rest > 0:
+            return _account_unavailable("proxy_cooldown", cooldown_sec=math.ceil(proxy_rest))
+        return None
 
     # -- for tests: the parts' state under the names it had before the split -------------------------
 

@@ -8,12 +8,17 @@ earliest slot instead of polling Redis.
 The list of candidates comes from Postgres and is reused for CANDIDATE_REFRESH_SEC; the in-process mirrors
 of cooldowns, proxy rests and ownership elsewhere keep a call from picking what that list still shows.
 All of it is a hint: the gate checks the account again under its lock.
+
+Calls on one named account (`MtprotoPool.call_on`) queue for it first come, first served: releasing the
+account hands it to the next of them only (it stays busy in between), so a release wakes one waiter, not
+every call waiting in the process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from time import monotonic
 from typing import Literal
 
@@ -51,6 +56,7 @@ class AccountSelection:
         self.candidates: dict[bool, tuple[float, list[Candidate]]] = {}
         self._candidates_lock = asyncio.Lock()
         self._released = asyncio.Event()  # set (and replaced) whenever this process stops using an account
+        self._turns: dict[int, deque[asyncio.Future[None]]] = {}  # calls waiting for one named account
 
     async def pick(self, mode: Mode, tried: set[int], skipped: set[int], wait_until: float) -> Candidate:
         """Reserve (in this process) the usable account whose throttle slot frees first, and sleep until then."""
@@ -85,19 +91,52 @@ class AccountSelection:
 
     async def reserve(self, account_id: int, proxy_key: str, wait_until: float) -> None:
         """Mark the account busy here and take its proxy's next throttle slot, sleeping until it frees."""
+        delay = self.take_slot(proxy_key, wait_until)
+        self.busy.add(account_id)
+        if delay > 0:
+            try:
+                await asyncio.sleep(delay)
+            except BaseException:
+                self.give_back(account_id)
+                raise
+
+    async def wait_for_slot(self, proxy_key: str, wait_until: float) -> None:
+        delay = self.take_slot(proxy_key, wait_until)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def take_slot(self, proxy_key: str, wait_until: float) -> float:
+        """Take the proxy's next throttle slot in this process (so another call here sharing the proxy
+        picks a later one); the seconds until it frees."""
         now = monotonic()
         free_at = max(self.slot_free_at.get(proxy_key, 0), now)
         if free_at > wait_until:
             raise NoAccount(THROTTLE_SLOT_UNAVAILABLE, "throttle_wait_exceeded")
-        self.busy.add(account_id)
-        # ClaimedAccount the slot here too, so another call in this process sharing the proxy picks a later one.
         self.slot_free_at[proxy_key] = free_at + self._settings.proxy_throttle_sec
-        if free_at > now:
-            try:
-                await asyncio.sleep(free_at - now)
-            except BaseException:
-                self.give_back(account_id)
-                raise
+        return free_at - now
+
+    async def take_turn(self, account_id: int, wait_until: float) -> None:
+        """Make the account busy for the caller: at once when it is idle here, else when every call queued
+        for it before has given it back. The caller must give it back."""
+        if account_id not in self.busy:
+            self.busy.add(account_id)
+            return
+        timeout = wait_until - monotonic()
+        if timeout <= 0:
+            raise NoAccount(THROTTLE_SLOT_UNAVAILABLE, "account_busy")
+        turn = asyncio.get_running_loop().create_future()
+        self._turns.setdefault(account_id, deque()).append(turn)
+        try:
+            async with asyncio.timeout(timeout):
+                await turn
+        except BaseException as stopped:
+            if turn.done() and not turn.cancelled():
+                self.give_back(account_id)  # handed over just as this call gave up: pass it on
+            else:
+                turn.cancel()  # the holder's give_back skips it
+            if isinstance(stopped, TimeoutError):
+                raise NoAccount(THROTTLE_SLOT_UNAVAILABLE, "account_busy") from None
+            raise
 
     async def candidates_for(self, mode: Mode) -> list[Candidate]:
         probe = mode == "inspect"
@@ -127,6 +166,14 @@ class AccountSelection:
     def disabled(self, account_id: int) -> None:
         self.cool(account_id, math.inf)
 
+    def cooled_since(self, account_id: int, since: float) -> float:
+        """The rest left (math.inf: disabled) of a cooldown this process wrote after `since`, else 0: what
+        a call that read Postgres at `since` cannot know from that read."""
+        cooled_at = self._cooled_at.get(account_id)
+        if cooled_at is None or cooled_at < since:
+            return 0.0
+        return max(0.0, self.cooling_until.get(account_id, 0) - monotonic())
+
     def _forget_cooldowns_postgres_lifted(self, available: list[Account], asked_at: float) -> None:
         """Postgres is the truth: an account it lists as available, asked after the mirror was written,
         was enabled again or its cooldown lifted (by an operator), and is picked again."""
@@ -149,7 +196,16 @@ class AccountSelection:
             raise NoAccount(THROTTLE_SLOT_UNAVAILABLE, "accounts_busy") from None
 
     def give_back(self, account_id: int) -> None:
+        """This call is done with the account: the next call queued for it gets it (it stays busy), or it
+        is idle and every call waiting for some idle account is woken."""
+        waiting = self._turns.get(account_id)
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._turns.pop(account_id, None)
         self.busy.discard(account_id)
-        # Wake every waiting call: the account may be one some of them already tried.
+        # Wake every `pick`: the account may be one some of them already tried.
         released, self._released = self._released, asyncio.Event()
         released.set()
