@@ -35,11 +35,20 @@ CHROMIUM_ARGS = [
 
 SEED = """
 INSERT INTO provider_orders (remote_order_id, remote_service_id, raw_link, link, quantity, remains, status,
-                             provider_last_error, validation_result, created_at)
+                             provider_last_error, validation_result, created_at, validated_at, started_at,
+                             start_count, action)
 VALUES (7001, 3, 't.me/durov', 't.me/durov', 100, 40, 'in_progress', NULL,
-        '{"chat_type": "channel", "title": "Durov"}', now()),
-       (7002, 3, 't.me/missing_x', 't.me/missing_x', 50, 50, 'depends_failed', 'username_not_occupied', NULL, now()),
-       (7003, 3, 't.me/slowpoke', 't.me/slowpoke', 10, 10, 'validating', NULL, NULL, now() - interval '2 hours');
+        '{"chat_type": "channel", "title": "Durov", "participants_count": 1200}', now() - interval '20 minutes',
+        now() - interval '19 minutes', now() - interval '18 minutes', 1200, 'subscribe'),
+       (7002, 3, 't.me/missing_x', 't.me/missing_x', 50, 50, 'depends_failed', 'username_not_occupied', NULL, now(),
+        now(), NULL, NULL, NULL),
+       (7003, 3, 't.me/slowpoke', 't.me/slowpoke', 10, 10, 'validating', NULL, NULL, now() - interval '2 hours',
+        NULL, NULL, NULL, NULL),
+       (7004, 3, 't.me/idle_chan', 't.me/idle_chan', 30, 30, 'in_progress', NULL, '{"chat_type": "channel"}',
+        now() - interval '5 hours', now() - interval '5 hours', now() - interval '3 hours', 10, 'subscribe');
+INSERT INTO order_panel_updates (order_id, remote_order_id, change, fields, sent_at)
+SELECT id, 7001, 'started', '{"status": "In progress", "start_count": 1200}', now() - interval '17 minutes'
+FROM provider_orders WHERE remote_order_id = 7001;
 INSERT INTO mtproto_accounts (phone, session_encrypted, is_probe, cooldown_until, disabled_at, disabled_reason,
                               is_active, proxy_type, proxy_host, proxy_port)
 VALUES ('+15550001111', 'x', true, NULL, NULL, NULL, true, 'socks5', 'proxy.example', 1080),
@@ -52,6 +61,8 @@ INSERT INTO telegram_tasks (id, order_id, action, link_hash, telegram_account_id
 SELECT '01ARZ3NDEKTSV4RRFFQ69G5FA' || n, (SELECT id FROM provider_orders WHERE remote_order_id = 7001),
        'subscribe', 'h', (SELECT id FROM telegram_accounts), 'ext_1', CASE WHEN n < 3 THEN 'done' ELSE 'queued' END
 FROM generate_series(0, 4) AS n;
+UPDATE telegram_tasks SET created_at = now() - interval '16 minutes', finished_at = now() - interval '15 minutes'
+WHERE status = 'done';
 INSERT INTO bot_users (user_id, first_name, points, referral_count, commands) VALUES (42, 'Ann', 19, 1, 5), (43, 'Bob', 9, 0, 2);
 INSERT INTO managed_groups (chat_id, title, member_count, is_active, consecutive_failures, last_failure_reason)
 VALUES (-1001, 'Growing group', 130, true, 0, NULL), (-1002, 'Kicked us', 50, false, 3, 'Forbidden: bot was kicked');
@@ -157,8 +168,26 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
 
     page.click("text=Orders")
     assert "7001" in page.inner_text("#orders") and "username_not_occupied" in page.inner_text("#orders")
-    assert "7003" in page.inner_text("#stuck")
+    stuck = page.locator("#stuck tr", has_text="7003").inner_text()
+    assert "validating too long" in stuck and "2 h 0 min" in stuck
+    idle = page.locator("#stuck tr", has_text="7004").inner_text()
+    assert "executing without progress" in idle and "3 h 0 min" in idle
+    assert "7001" not in page.inner_text("#stuck")  # its tasks finished a quarter of an hour ago
     page.screenshot(path=SCREENSHOTS / "orders.png", full_page=True)
+
+    page.click("#orders >> text=7001")
+    page.wait_for_url("**/dashboard/orders/7001")
+    events = [row.inner_text() for row in page.locator("#timeline tr").all()[1:]]
+    assert [event.split("\t")[1] for event in events] == [
+        "polled", "validated", "started", "panel told", "task created", "task created", "task created",
+        "task done", "task done", "task done", "task created", "task created",
+    ]  # fmt: skip
+    assert "participants_count" in events[1] and "start count: 1200" in events[2]
+    assert "done 3" in page.inner_text("#order-summary") and "1 sent" in page.inner_text("#order-summary")
+    page.screenshot(path=SCREENSHOTS / "order-timeline.png", full_page=True)
+    page.goto(served["url"] + "/dashboard/orders/999999")
+    assert "No order 999999 here" in page.inner_text("#no-order")
+    page.goto(served["url"] + "/dashboard/orders")
 
     page.click("text=Accounts")
     accounts = page.inner_text("#accounts")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tgops import switches
 from tgops.messaging.topology import DLQ_ALARM_THRESHOLD, QUEUES, QueueSpec
+from tgops.orders.timeline import order_timeline
 from tgops.provider.stats import task_counts
 
 if TYPE_CHECKING:
@@ -58,7 +59,14 @@ async def orders(runtime: Runtime, status: str | None) -> dict[str, Any]:
             "dash_stuck_orders", {"validating_sec": STUCK_VALIDATING_SEC, "idle_sec": STUCK_IDLE_SEC}
         ),
         "status": status,
+        "stuck_validating_sec": STUCK_VALIDATING_SEC,
+        "stuck_idle_sec": STUCK_IDLE_SEC,
     }
+
+
+async def order(runtime: Runtime, remote_order_id: int) -> dict[str, Any] | None:
+    """One order's timeline (tgops.orders.timeline, as `tgops orders show` prints it)."""
+    return await order_timeline(await runtime.database(), remote_order_id)
 
 
 async def accounts(runtime: Runtime) -> dict[str, Any]:

@@ -45,7 +45,23 @@ def _templates() -> Any:
     folder = resources.files("tgops.api") / "templates"
     templates = Jinja2Templates(directory=str(folder))
     templates.env.globals |= {"prefix": PREFIX, "refresh_sec": REFRESH_SEC}
+    templates.env.filters["duration"] = duration
     return templates
+
+
+def duration(seconds: float | None) -> str:
+    """A span as an operator reads it: 45 s, 12 min, 3 h 20 min, 2 d 4 h."""
+    if seconds is None:
+        return ""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
 
 
 def page(request: Request, template: str, session: DashboardSession | None, **context: Any) -> HTMLResponse:
@@ -189,6 +205,19 @@ async def orders(request: Request, runtime: RuntimeDep, session: Session, status
         statuses=ORDER_STATUSES,
         **await data.orders(runtime, chosen),
     )
+
+
+@router.get("/orders/{remote_order_id}")
+async def order(
+    request: Request, runtime: RuntimeDep, session: Session, remote_order_id: int
+) -> HTMLResponse:
+    timeline = await data.order(runtime, remote_order_id)
+    response = page(
+        request, "dashboard/order.html", session, remote_order_id=remote_order_id, timeline=timeline
+    )
+    if timeline is None:
+        response.status_code = status.HTTP_404_NOT_FOUND
+    return response
 
 
 @router.get("/accounts")

@@ -21,7 +21,7 @@ SELECT status, count(*)::int AS orders FROM provider_orders GROUP BY status ORDE
 
 -- name: dash_orders
 SELECT id, remote_order_id, remote_service_id, link, quantity, remains, start_count, status,
-       provider_last_error, validated_at, created_at, updated_at,
+       provider_last_error, finish_reason, validated_at, created_at, updated_at,
        validation_result ->> 'chat_type' AS chat_type, validation_result ->> 'title' AS title
 FROM provider_orders
 WHERE %(status)s::text IS NULL OR status = %(status)s
@@ -29,15 +29,27 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: dash_stuck_orders
--- Validating too long (claimed and not finished, or never claimed), or executing without progress.
-SELECT id, remote_order_id, link, status, remains, provider_last_error, updated_at,
-       CASE WHEN status = 'validating' THEN 'validating for ' || date_trunc('minute', now() - created_at)::text
-            ELSE 'no progress for ' || date_trunc('minute', now() - updated_at)::text END AS why
-FROM provider_orders
-WHERE (status = 'validating' AND created_at < now() - make_interval(secs => %(validating_sec)s))
-   OR (status IN ('awaiting', 'in_progress', 'pending') AND remains > 0
-       AND updated_at < now() - make_interval(secs => %(idle_sec)s))
-ORDER BY updated_at
+-- Validating too long (no verdict since it was polled), or executing with remains and no progress: no task
+-- created or finished since `idle_sec` (progress counts from the start). `stuck_sec` is how long.
+WITH progress AS (
+    SELECT o.id,
+           CASE WHEN o.status = 'validating' THEN o.created_at
+                ELSE greatest(o.started_at, o.validated_at, max(t.created_at), max(t.finished_at), o.created_at)
+           END AS since
+    FROM provider_orders o
+    LEFT JOIN telegram_tasks t ON t.order_id = o.id
+    WHERE o.status = 'validating' OR (o.status IN ('awaiting', 'in_progress', 'pending') AND o.remains > 0)
+    GROUP BY o.id
+)
+SELECT o.id, o.remote_order_id, o.link, o.status, o.remains, o.quantity, o.provider_last_error,
+       o.dispatch_note, o.validation_claimed_until > now() AS being_validated, p.since,
+       CASE WHEN o.status = 'validating' THEN 'validating too long' ELSE 'executing without progress' END AS why,
+       floor(extract(epoch FROM now() - p.since))::bigint AS stuck_sec
+FROM provider_orders o
+JOIN progress p ON p.id = o.id
+WHERE (o.status = 'validating' AND p.since < now() - make_interval(secs => %(validating_sec)s))
+   OR (o.status <> 'validating' AND p.since < now() - make_interval(secs => %(idle_sec)s))
+ORDER BY p.since
 LIMIT 100;
 
 -- name: dash_accounts
