@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import httpx
 import psycopg
 import pytest
@@ -52,7 +53,7 @@ FROM provider_orders WHERE remote_order_id = 7001;
 INSERT INTO mtproto_accounts (phone, session_encrypted, is_probe, cooldown_until, disabled_at, disabled_reason,
                               is_active, proxy_type, proxy_host, proxy_port)
 VALUES ('+15550001111', 'x', true, NULL, NULL, NULL, true, 'socks5', 'proxy.example', 1080),
-       ('+15550002222', 'x', false, now() + interval '10 minutes', NULL, NULL, true, NULL, NULL, NULL),
+       ('+15550002222', 'x', false, now() + interval '10 minutes 30 seconds', NULL, NULL, true, NULL, NULL, NULL),
        ('+15550003333', 'x', false, NULL, now(), 'AUTH_KEY_UNREGISTERED', false, NULL, NULL, NULL);
 INSERT INTO mtproto_account_tasks (account_id, task_type, status)
 SELECT id, 'ensure_2fa', 'done' FROM mtproto_accounts WHERE NOT is_probe;
@@ -72,6 +73,7 @@ INSERT INTO broadcast_jobs (job_id, job, bot_key, status, total) VALUES ('01JOBJ
 INSERT INTO broadcast_deliveries (job_id, chat_id, target_chat_id, status, debug_code)
 VALUES ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1001, -1001, 'sent', 'DBG:AAAAAA'),
        ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1002, -1002, 'failed', 'DBG:AAAAAB');
+UPDATE broadcast_deliveries SET error = 'Forbidden: bot was kicked', finished_at = now() WHERE status = 'failed';
 INSERT INTO bot_outbox (bot_key, method, chat_id, params) VALUES ('k', 'sendMessage', 42, '{"chat_id": 42, "text": "hello dry run"}');
 INSERT INTO bot_points_ledger (user_id, delta, reason, bot_id, update_id)
 VALUES (42, 10, 'initial', 0, 1), (42, 10, 'referral', 0, 2), (42, -1, 'live_check', 0, 3);
@@ -96,9 +98,15 @@ def served(settings) -> Iterator[dict]:
             settings.database_url, autocommit=True
         ) as connection:  # as the consumer records it
             connection.execute(
-                "INSERT INTO queue_message_failures (queue, message_id, receive_count, reason) VALUES (%s, %s, 3, %s)",
+                "INSERT INTO queue_message_failures (queue, message_id, receive_count, reason, failed_at)"
+                " VALUES (%s, %s, 3, %s, now() - interval '90 minutes')",
                 (DM.name, dead_id, "KeyError: 'bot_id'"),
             )
+        boto3.client("cloudwatch", region_name=settings.aws_region).put_metric_data(  # as SQS publishes it
+            Namespace="AWS/SQS",
+            MetricData=[{"MetricName": "ApproximateAgeOfOldestMessage", "Value": 420, "Unit": "Seconds",
+                         "Dimensions": [{"Name": "QueueName", "Value": queues.physical_name(DM.name)}]}],
+        )  # fmt: skip
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(Runtime(settings)), host="127.0.0.1", port=port,
                                                log_level="warning"))  # fmt: skip
@@ -162,8 +170,14 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
     page = browser_page
     log_in(page, served)
     assert "dm_queue" in page.inner_text("#queues")
-    dlq_cell = page.locator("#queues tr", has_text="dm_queue").locator("td").nth(6)
-    assert dlq_cell.inner_text() == "1"
+    dm_row = page.locator("#queues tr", has_text="dm_queue").locator("td")
+    assert dm_row.nth(5).inner_text() == "7 min"  # the oldest message's age, from CloudWatch
+    assert dm_row.nth(6).inner_text() == "1" and dm_row.nth(8).inner_text() == "1 h 30 min"
+    alarms = page.inner_text("#alarms")
+    assert "the oldest message of dm_queue has waited 420 s" in alarms
+    assert "NO_AVAILABLE_ACCOUNTS" in alarms  # the one usable account is the probe
+    assert "1 group(s) deactivated in the last hour" in alarms
+    assert page.locator("#activity .card", has_text="orders polled").locator("b").inner_text() == "2"
     page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
 
     page.click("text=Orders")
@@ -195,7 +209,10 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
         "cooling down" in accounts and "AUTH_KEY_UNREGISTERED" in accounts and "+15550001111" not in accounts
     )
     assert "socks5://proxy.example:1080" in page.inner_text("#proxies")
-    assert "ensure_2fa" in page.inner_text("#setup")
+    setup = page.locator("#setup tr", has_text="ensure_2fa").inner_text()
+    assert "1 of 1 accounts" in setup  # the action accounts setup works on: the cooling one, not the disabled
+    assert "0 of 1 accounts" in page.locator("#setup tr", has_text="story_video").inner_text()
+    assert "10 min" in page.locator("#accounts tr", has_text="cooling down").inner_text()
     page.screenshot(path=SCREENSHOTS / "accounts.png", full_page=True)
 
     page.click("text=Provider tasks")
@@ -208,8 +225,11 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
         "#groups"
     )
     assert page.locator("svg.member-chart rect").count() == 3
-    broadcast = page.inner_text("#broadcasts")
-    assert "01JOBJOBJOBJOBJOBJOBJOBJOB" in broadcast
+    broadcast = page.locator("#broadcasts tr", has_text="01JOBJOBJOBJOBJOBJOBJOBJOB").locator("td")
+    assert broadcast.nth(2).locator(".progress-text").inner_text() == "2/2 (100%)"
+    assert broadcast.nth(6).inner_text() == "1"  # the failed chat's group is deactivated
+    assert "130" in page.locator("#groups tr", has_text="Growing group").inner_text()
+    assert page.locator(".member-range").first.inner_text() == "100 → 130"
     page.screenshot(path=SCREENSHOTS / "groups.png", full_page=True)
 
     page.click("text=Outbox")
@@ -273,3 +293,54 @@ def test_state_changes_need_the_sessions_csrf_token(served):
         accepted = client.post("/dashboard/switches/pause_broadcasts", data={"on": "1", "csrf": csrf})
 
     assert refused.status_code == 403 and accepted.status_code == 303
+
+
+def test_dead_letters_are_replayed_one_by_one_or_all_matching_a_filter(served, browser_page):
+    queues: SqsQueues = served["queues"]
+    body = json.dumps({"kind": "telegram_update", "update_id": 100, "note": "second pill"})
+    other_id = queues.client.send_message(QueueUrl=queues.url(DM.dlq_name), MessageBody=body,
+                                          MessageGroupId="0:43", MessageDeduplicationId="d2")["MessageId"]  # fmt: skip
+    with psycopg.connect(served["settings"].database_url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO queue_message_failures (queue, message_id, receive_count, reason) VALUES (%s, %s, 3, %s)",
+            (DM.name, other_id, "ValidationError: chat_id"),
+        )
+    page = browser_page
+    log_in(page, served)
+    page.goto(served["url"] + "/dashboard/dlq/dm_queue")
+    page.fill("input[name=reason]", "validationerror")
+    page.click("text=Filter")
+    page.wait_for_url("**reason=validationerror**")
+    rows = page.inner_text("#dead-letters")
+    assert "second pill" in rows and "poison pill" not in rows
+    page.screenshot(path=SCREENSHOTS / "dlq-filtered.png", full_page=True)
+    page.click("#replay-matching")
+    page.wait_for_selector("#flash")
+    assert "Replayed 1 message(s)" in page.inner_text("#flash")
+    assert other_id in page.inner_text("#history") and served["dead_id"] not in page.inner_text("#history")
+
+    page.goto(served["url"] + "/dashboard/dlq/dm_queue")
+    assert "second pill" not in page.inner_text("#dead-letters")
+    page.locator("#dead-letters tr", has_text="poison pill").locator("button.replay-one").click()
+    page.wait_for_selector("#flash")
+    assert served["dead_id"] in page.inner_text("#history") and "no dead letter" in page.inner_text(
+        "#dead-letters"
+    )
+    bodies = [message["Body"] for message in
+              queues.client.receive_message(QueueUrl=queues.url(DM.name), MaxNumberOfMessages=10,
+                                            WaitTimeSeconds=1)["Messages"]]  # fmt: skip
+    assert any("second pill" in body for body in bodies)
+
+
+def test_pages_refresh_themselves(served, browser_page):
+    page = browser_page
+    log_in(page, served)
+    page.goto(served["url"] + "/dashboard/accounts")
+    assert "AUTH_KEY_DUPLICATED" not in page.inner_text("#accounts")
+    with psycopg.connect(served["settings"].database_url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO mtproto_accounts (phone, session_encrypted, is_active, disabled_at, disabled_reason)"
+            " VALUES ('+15550004444', 'x', false, now(), 'AUTH_KEY_DUPLICATED')"
+        )
+    page.wait_for_selector("#accounts >> text=AUTH_KEY_DUPLICATED")  # no reload: the page fetched it
+    assert page.locator("#proxies tr", has_text="no proxy").locator("td").nth(3).inner_text() == "2"

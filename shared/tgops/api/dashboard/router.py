@@ -50,7 +50,7 @@ def _templates() -> Any:
 
 
 def duration(seconds: float | None) -> str:
-    """A span as an operator reads it: 45 s, 12 min, 3 h 20 min, 2 d 4 h."""
+    """A span as an operator reads it: 45 s, 12 min 5 s, 3 h 20 min, 2 d 4 h."""
     if seconds is None:
         return ""
     seconds = max(int(seconds), 0)
@@ -58,7 +58,7 @@ def duration(seconds: float | None) -> str:
         return f"{seconds} s"
     minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
     if hours < 1:
-        return f"{minutes} min"
+        return f"{minutes} min {seconds % 60} s" if seconds % 60 else f"{minutes} min"
     if days < 1:
         return f"{hours} h {minutes % 60} min"
     return f"{days} d {hours % 24} h"
@@ -178,12 +178,14 @@ async def dead_letters(
 
 @router.post("/dlq/{queue}/replay")
 async def replay(request: Request, runtime: RuntimeDep, session: ChangeSession, queue: str) -> Response:
-    """Replay the selected messages, or every one matching the filter (`scope=matching`)."""
+    """Replay one message (`one`), the selected ones, or every one matching the filter (`scope=matching`)."""
     spec = _queue(queue)
     form = await request.form()
     reason, text = str(form.get("reason", "")), str(form.get("text", ""))
     dead = await _dead_letters(runtime, spec)
-    if form.get("scope") == "matching":
+    if form.get("one"):
+        chosen = [str(form["one"])]
+    elif form.get("scope") == "matching":
         letters = await dead.view(100)
         chosen = [letter.message_id for letter in letters.messages if _matches(letter, reason, text)]
     else:

@@ -73,13 +73,26 @@ GROUP BY 1
 ORDER BY 1;
 
 -- name: dash_setup_progress
-SELECT task_type,
-       count(*) FILTER (WHERE status = 'done')::int AS done,
-       count(*) FILTER (WHERE status IN ('pending', 'retry', 'running'))::int AS open,
-       count(*) FILTER (WHERE status = 'failed')::int AS failed
-FROM mtproto_account_tasks
-GROUP BY task_type
-ORDER BY task_type;
+-- Every configured task type (and any other found), over the accounts setup works on (action accounts
+-- not disabled; a cooldown passes): a disabled account's tasks count no more.
+WITH types AS (
+    SELECT unnest(%(task_types)s::text[]) AS task_type
+    UNION
+    SELECT DISTINCT task_type FROM mtproto_account_tasks
+)
+SELECT types.task_type,
+       (SELECT count(*) FROM mtproto_accounts WHERE NOT is_probe AND is_active AND disabled_at IS NULL)::int AS accounts,
+       count(k.id) FILTER (WHERE k.status = 'done')::int AS done,
+       count(k.id) FILTER (WHERE k.status IN ('pending', 'retry', 'running'))::int AS open,
+       count(k.id) FILTER (WHERE k.status = 'failed')::int AS failed,
+       (array_agg(coalesce(k.last_error_code, k.last_error) ORDER BY k.updated_at DESC)
+            FILTER (WHERE k.status IN ('failed', 'retry') AND coalesce(k.last_error_code, k.last_error) IS NOT NULL))[1] AS last_error
+FROM types
+LEFT JOIN (mtproto_account_tasks k
+           JOIN mtproto_accounts a ON a.id = k.account_id AND NOT a.is_probe AND a.is_active AND a.disabled_at IS NULL)
+       ON k.task_type = types.task_type
+GROUP BY types.task_type
+ORDER BY types.task_type;
 
 -- name: dash_tasks_per_provider_account
 SELECT coalesce(provider_account_id, '(none)') AS provider_account_id,
@@ -147,13 +160,17 @@ ORDER BY chat_id, counted_at;
 SELECT status, count(*)::int AS requests FROM join_requests GROUP BY status ORDER BY status;
 
 -- name: dash_broadcasts
+-- Each job's delivery progress; `deactivated`: failed chats whose group is deactivated now.
 SELECT j.job_id, j.status, j.total, j.created_at, j.finished_at,
        count(*) FILTER (WHERE d.status = 'sent')::int AS sent,
        count(*) FILTER (WHERE d.status = 'failed')::int AS failed,
        count(*) FILTER (WHERE d.status IN ('pending', 'sending'))::int AS waiting,
-       count(*) FILTER (WHERE d.status IN ('skipped', 'unconfirmed'))::int AS other
+       count(*) FILTER (WHERE d.status IN ('skipped', 'unconfirmed'))::int AS other,
+       count(*) FILTER (WHERE d.status = 'failed' AND NOT g.is_active)::int AS deactivated,
+       (array_agg(d.error ORDER BY d.finished_at DESC) FILTER (WHERE d.error IS NOT NULL))[1] AS last_error
 FROM broadcast_jobs j
 LEFT JOIN broadcast_deliveries d ON d.job_id = j.job_id
+LEFT JOIN managed_groups g ON g.chat_id = d.target_chat_id
 GROUP BY j.job_id
 ORDER BY j.created_at DESC
 LIMIT 50;
@@ -163,3 +180,23 @@ SELECT id, bot_key, method, chat_id, params, created_at FROM bot_outbox
 WHERE %(method)s::text IS NULL OR method = %(method)s
 ORDER BY id DESC
 LIMIT %(limit)s;
+
+-- name: dash_dead_letter_ages
+-- The oldest final failure not replayed, per source queue: how long its DLQ's oldest message has waited
+-- (the failure log is written as SQS moves the message; SQS itself gives no age to any backend).
+SELECT f.queue, floor(extract(epoch FROM now() - min(f.failed_at)))::bigint AS oldest_sec
+FROM queue_message_failures f
+LEFT JOIN dlq_replays r ON r.queue = f.queue AND r.message_id = f.message_id
+WHERE r.message_id IS NULL
+GROUP BY f.queue;
+
+-- name: dash_alarm_facts
+-- What the overview raises alarms on besides the queues: an exhausted account pool, deactivated groups.
+SELECT
+    (SELECT count(*) FROM mtproto_accounts)::int AS accounts,
+    (SELECT count(*) FROM mtproto_accounts WHERE NOT is_probe AND is_active AND disabled_at IS NULL
+        AND (cooldown_until IS NULL OR cooldown_until <= now()))::int AS usable_action_accounts,
+    (SELECT count(*) FROM mtproto_accounts WHERE is_probe AND is_active AND disabled_at IS NULL
+        AND (cooldown_until IS NULL OR cooldown_until <= now()))::int AS usable_probe_accounts,
+    (SELECT count(*) FROM managed_groups WHERE NOT is_active AND updated_at > now() - interval '1 hour')::int
+        AS groups_deactivated_last_hour;
