@@ -181,12 +181,12 @@ async def bot_usage(runtime: Runtime) -> dict[str, Any]:
 
 async def groups(runtime: Runtime) -> dict[str, Any]:
     db = await runtime.database()
-    history: dict[int, list[int]] = {}
+    history: dict[int, list[tuple[dt.datetime, int]]] = {}
     for row in await db.fetch_all("dash_member_history", {"days": HISTORY_DAYS}):
-        history.setdefault(row["chat_id"], []).append(row["member_count"])
+        history.setdefault(row["chat_id"], []).append((row["counted_at"], row["member_count"]))
     return {
         "groups": await db.fetch_all("dash_groups"),
-        "charts": {chat_id: bars(counts, width=160, height=30) for chat_id, counts in history.items()},
+        "charts": {chat_id: line(points) for chat_id, points in history.items()},
         "join_requests": await db.fetch_all("dash_join_requests"),
         "broadcasts": await db.fetch_all("dash_broadcasts"),
     }
@@ -220,3 +220,22 @@ def bars(values: list[int], *, width: int = 300, height: int = 60) -> list[dict[
         }
         for index, value in enumerate(values)
     ]
+
+
+def line(points: list[tuple[dt.datetime, int]], *, width: int = 220, height: int = 40) -> dict[str, Any]:
+    """A line chart's SVG polyline over time, its values spread between their lowest and highest."""
+    start, end = points[0][0], points[-1][0]
+    span = (end - start).total_seconds() or 1
+    low, high = min(value for _, value in points), max(value for _, value in points)
+    spread = high - low or 1
+    pad = 3
+    coordinates = [
+        (pad + (at - start).total_seconds() / span * (width - 2 * pad),
+         height - pad - (value - low) / spread * (height - 2 * pad))
+        for at, value in points
+    ]  # fmt: skip
+    return {
+        "points": " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates),
+        "count": len(points), "low": low, "high": high, "first": points[0][1], "last": points[-1][1],
+        "since": start, "width": width, "height": height,
+    }  # fmt: skip

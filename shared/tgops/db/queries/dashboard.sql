@@ -152,9 +152,11 @@ ORDER BY is_active DESC, id
 LIMIT 500;
 
 -- name: dash_member_history
-SELECT chat_id, member_count, counted_at FROM group_member_counts
+-- The last count of each hour, per chat: at most 24 points a day, however often the groups are counted.
+SELECT DISTINCT ON (chat_id, date_trunc('hour', counted_at)) chat_id, member_count, counted_at
+FROM group_member_counts
 WHERE counted_at > now() - make_interval(days => %(days)s)
-ORDER BY chat_id, counted_at;
+ORDER BY chat_id, date_trunc('hour', counted_at), counted_at DESC;
 
 -- name: dash_join_requests
 SELECT status, count(*)::int AS requests FROM join_requests GROUP BY status ORDER BY status;
