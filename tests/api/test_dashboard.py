@@ -46,7 +46,9 @@ VALUES (7001, 3, 't.me/durov', 't.me/durov', 100, 40, 'in_progress', NULL,
        (7003, 3, 't.me/slowpoke', 't.me/slowpoke', 10, 10, 'validating', NULL, NULL, now() - interval '2 hours',
         NULL, NULL, NULL, NULL),
        (7004, 3, 't.me/idle_chan', 't.me/idle_chan', 30, 30, 'in_progress', NULL, '{"chat_type": "channel"}',
-        now() - interval '5 hours', now() - interval '5 hours', now() - interval '3 hours', 10, 'subscribe');
+        now() - interval '5 hours', now() - interval '5 hours', now() - interval '3 hours', 10, 'subscribe'),
+       (7005, 3, 't.me/busy_chan', 't.me/busy_chan', 20, 17, 'in_progress', NULL, '{"chat_type": "channel"}',
+        now() - interval '1 hour', now() - interval '1 hour', now() - interval '50 minutes', 5, 'subscribe');
 INSERT INTO order_panel_updates (order_id, remote_order_id, change, fields, sent_at)
 SELECT id, 7001, 'started', '{"status": "In progress", "start_count": 1200}', now() - interval '17 minutes'
 FROM provider_orders WHERE remote_order_id = 7001;
@@ -64,6 +66,16 @@ SELECT '01ARZ3NDEKTSV4RRFFQ69G5FA' || n, (SELECT id FROM provider_orders WHERE r
 FROM generate_series(0, 4) AS n;
 UPDATE telegram_tasks SET created_at = now() - interval '16 minutes', finished_at = now() - interval '15 minutes'
 WHERE status = 'done';
+INSERT INTO telegram_accounts (provider_account_id, phone) VALUES ('ext_2', '+1998');
+INSERT INTO telegram_tasks (id, order_id, action, link_hash, telegram_account_id, provider_account_id, status,
+                            available_at, leased_until, lease_version, attempt, result)
+SELECT id, (SELECT id FROM provider_orders WHERE remote_order_id = 7005), 'subscribe', 'h',
+       (SELECT id FROM telegram_accounts WHERE provider_account_id = 'ext_2'), 'ext_2', status,
+       now() + lease::interval, now() + lease::interval, 1, 1, result::jsonb
+FROM (VALUES ('01ARZ3NDEKTSV4RRFFQ69G5FB0', 'leased', '5 minutes', NULL),
+             ('01ARZ3NDEKTSV4RRFFQ69G5FB1', 'leased', '-2 minutes', NULL),
+             ('01ARZ3NDEKTSV4RRFFQ69G5FB2', 'failed', '0 seconds', '{"error": "USER_BANNED_IN_CHANNEL"}'))
+     AS tasks (id, status, lease, result);
 INSERT INTO bot_users (user_id, first_name, points, referral_count, commands) VALUES (42, 'Ann', 19, 1, 5), (43, 'Bob', 9, 0, 2);
 INSERT INTO managed_groups (chat_id, title, member_count, is_active, consecutive_failures, last_failure_reason)
 VALUES (-1001, 'Growing group', 130, true, 0, NULL), (-1002, 'Kicked us', 50, false, 3, 'Forbidden: bot was kicked');
@@ -179,7 +191,9 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
     assert "the oldest message of dm_queue has waited 420 s" in alarms
     assert "NO_AVAILABLE_ACCOUNTS" in alarms  # the one usable account is the probe
     assert "1 group(s) deactivated in the last hour" in alarms
-    assert page.locator("#activity .card", has_text="orders polled").locator("b").inner_text() == "2"
+    assert (
+        page.locator("#activity .card", has_text="orders polled").locator("b").inner_text() == "2"
+    )  # 7001 and 7002
     page.screenshot(path=SCREENSHOTS / "overview.png", full_page=True)
 
     page.click("text=Orders")
@@ -218,9 +232,16 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
     page.screenshot(path=SCREENSHOTS / "accounts.png", full_page=True)
 
     page.click("text=Provider tasks")
-    assert "ext_1" in page.inner_text("#per-account")
+    per_account = page.locator("#per-account tr", has_text="ext_2").locator("td")
+    assert [per_account.nth(n).inner_text() for n in range(1, 6)] == ["0", "1", "1", "0", "1"]
+    assert page.locator("#per-account tr", has_text="ext_1").locator("td").nth(4).inner_text() == "3"
     assert page.locator("#task-counts .card", has_text="done").locator("b").inner_text() == "3"
+    assert "USER_BANNED_IN_CHANNEL" in page.inner_text("#recent-tasks")
     page.screenshot(path=SCREENSHOTS / "tasks.png", full_page=True)
+    page.click("#task-counts >> text=expired leases")
+    page.wait_for_url("**status=expired_leases")
+    recent = page.locator("#recent-tasks tr").all()[1:]
+    assert len(recent) == 1 and "expired 2 min" in recent[0].inner_text() and "7005" in recent[0].inner_text()
 
     page.click("text=Groups")
     assert "Forbidden: bot was kicked" in page.inner_text("#groups") and "deactivated" in page.inner_text(
@@ -279,10 +300,9 @@ def test_a_switch_is_flipped_and_the_provider_pull_obeys_it(served, browser_page
 
     page.click("#flip-pause_provider_leasing")
     page.wait_for_selector("#state-pause_provider_leasing:text('off')")
-    time.sleep(2.1)  # what a reader caches a switch for (switches.READ_CACHE_SEC), not a timing assertion
     pull = httpx.post(served["url"] + "/api/provider/telegram/tasks/pull", json={"limit": 10},
                       headers={"X-Provider-Token": token}, timeout=10)  # fmt: skip
-    assert pull.json()["count"] == 2
+    assert pull.json()["count"] == 3  # the two queued tasks and the one whose lease ran out
 
 
 def test_state_changes_need_the_sessions_csrf_token(served):

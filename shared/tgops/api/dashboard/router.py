@@ -33,7 +33,7 @@ from tgops.security import secrets_match
 REFRESH_SEC = 5
 ORDER_STATUSES = ("validating", "depends_ok", "depends_failed", "awaiting", "in_progress", "pending",
                   "completed", "partial", "canceled")  # fmt: skip
-TASK_STATUSES = ("queued", "leased", "pending", "done", "failed")
+TASK_STATUSES = ("queued", "leased", "pending", "done", "failed", "expired_leases")
 
 router = APIRouter(include_in_schema=False)  # mounted at PREFIX by tgops.api.dashboard.LazyDashboard
 

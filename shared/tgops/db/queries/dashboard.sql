@@ -107,11 +107,17 @@ ORDER BY count(*) DESC
 LIMIT 100;
 
 -- name: dash_recent_tasks
-SELECT id, order_id, action, provider_account_id, status, attempt, lease_version, leased_until,
-       result ->> 'error' AS error, updated_at
-FROM telegram_tasks
-WHERE %(status)s::text IS NULL OR status = %(status)s
-ORDER BY updated_at DESC
+-- `status` is a task status, or `expired_leases`: leased or pending tasks whose lease ran out
+-- (available_at is leased_until while leased, as the pull reads it).
+SELECT t.id, o.remote_order_id, t.action, t.provider_account_id, t.status, t.attempt, t.lease_version,
+       t.result ->> 'error' AS error, t.updated_at,
+       CASE WHEN t.status IN ('leased', 'pending')
+            THEN floor(extract(epoch FROM t.available_at - now()))::bigint END AS lease_left_sec
+FROM telegram_tasks t
+LEFT JOIN provider_orders o ON o.id = t.order_id
+WHERE %(status)s::text IS NULL OR t.status = %(status)s
+   OR (%(status)s = 'expired_leases' AND t.status IN ('leased', 'pending') AND t.available_at <= now())
+ORDER BY t.updated_at DESC
 LIMIT 100;
 
 -- name: dash_bot_totals
