@@ -89,6 +89,11 @@ VALUES ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1001, -1001, 'sent', 'DBG:AAAAAA'),
        ('01JOBJOBJOBJOBJOBJOBJOBJOB', -1002, -1002, 'failed', 'DBG:AAAAAB');
 UPDATE broadcast_deliveries SET error = 'Forbidden: bot was kicked', finished_at = now() WHERE status = 'failed';
 INSERT INTO bot_outbox (bot_key, method, chat_id, params) VALUES ('k', 'sendMessage', 42, '{"chat_id": 42, "text": "hello dry run"}');
+INSERT INTO bots (username, webhook_secret_hash, owner_user_id, is_main, is_active, deactivated_reason)
+VALUES ('main_bot', 'h0', NULL, true, true, NULL), ('clone_of_ann_bot', 'h1', 42, false, true, NULL),
+       ('revoked_clone_bot', 'h2', 43, false, false, 'token revoked');
+INSERT INTO dm_updates (bot_id, update_id, user_id, command, created_at)
+VALUES (0, 1, 42, '/start', now() - interval '1 day'), (0, 2, 42, '/balance', now()), (0, 3, 43, '/start', now());
 INSERT INTO bot_points_ledger (user_id, delta, reason, bot_id, update_id)
 VALUES (42, 10, 'initial', 0, 1), (42, 10, 'referral', 0, 2), (42, -1, 'live_check', 0, 3);
 """
@@ -262,6 +267,11 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
     page.click("text=Bot usage")
     assert page.locator("#bot-totals .card", has_text="users").locator("b").inner_text() == "2"
     assert page.locator("#chart-granted rect").count() == 1
+    assert page.locator("#chart-commands rect").count() == 2  # yesterday and today
+    start = page.locator("#top-commands tr", has_text="/start").locator("td")
+    assert [start.nth(1).inner_text(), start.nth(2).inner_text()] == ["2", "2"]
+    bots = page.inner_text("#cloned-bots")
+    assert "@clone_of_ann_bot" in bots and "off: token revoked" in bots and "@main_bot" not in bots
     page.screenshot(path=SCREENSHOTS / "bot.png", full_page=True)
 
 
@@ -306,15 +316,26 @@ def test_a_switch_is_flipped_and_the_provider_pull_obeys_it(served, browser_page
 
 
 def test_state_changes_need_the_sessions_csrf_token(served):
-    with httpx.Client(base_url=served["url"], follow_redirects=False) as client:
-        token = served["settings"].admin_token.get_secret_value()
-        assert client.post("/dashboard/login", data={"token": token}).status_code == 303
-        refused = client.post("/dashboard/switches/pause_broadcasts", data={"on": "1"})
-        page = client.get("/dashboard/switches").text
-        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-        accepted = client.post("/dashboard/switches/pause_broadcasts", data={"on": "1", "csrf": csrf})
+    from tgops.api.dashboard.router import router
 
-    assert refused.status_code == 403 and accepted.status_code == 303
+    posts = {route.path for route in router.routes if "POST" in route.methods} - {"/login"}
+    assert posts == {"/logout", "/dlq/{queue}/replay", "/switches/{name}"}  # a new action joins this test
+    paths = [path.format(queue="dm_queue", name="pause_broadcasts") for path in sorted(posts)]
+    with httpx.Client(base_url=served["url"] + "/dashboard", follow_redirects=False) as client:
+        token = served["settings"].admin_token.get_secret_value()
+        assert client.post("/login", data={"token": token}).status_code == 303
+        refused = {path: client.post(path, data={"on": "1", "scope": "matching"}) for path in paths}
+        wrong = client.post("/switches/pause_broadcasts", data={"on": "1", "csrf": "forged"})
+        page = client.get("/switches").text
+        csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+        accepted = client.post("/switches/pause_broadcasts", data={"on": "1", "csrf": csrf})
+        by_header = client.post(
+            "/switches/pause_broadcasts", data={"on": "0"}, headers={"X-CSRF-Token": csrf}
+        )
+
+    assert {path: answer.status_code for path, answer in refused.items()} == dict.fromkeys(paths, 403)
+    assert 'id="state-pause_broadcasts">off' in page  # nothing refused took effect
+    assert wrong.status_code == 403 and accepted.status_code == 303 and by_header.status_code == 303
 
 
 def test_dead_letters_are_replayed_one_by_one_or_all_matching_a_filter(served, browser_page):

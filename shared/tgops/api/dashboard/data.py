@@ -175,6 +175,7 @@ async def bot_usage(runtime: Runtime) -> dict[str, Any]:
         "totals": await db.fetch_one("dash_bot_totals"),
         "points": await db.fetch_all("dash_points_per_day", {"days": HISTORY_DAYS}),
         "commands": await db.fetch_all("dash_commands_per_day", {"days": HISTORY_DAYS}),
+        "top_commands": await db.fetch_all("dash_top_commands", {"days": HISTORY_DAYS}),
         "bots": await db.fetch_all("dash_cloned_bots"),
     }
 

@@ -146,6 +146,15 @@ WHERE created_at > now() - make_interval(days => %(days)s)
 GROUP BY 1
 ORDER BY 1;
 
+-- name: dash_top_commands
+SELECT coalesce(command, '(no command)') AS command, count(*)::int AS updates,
+       count(DISTINCT user_id)::int AS users
+FROM dm_updates
+WHERE created_at > now() - make_interval(days => %(days)s)
+GROUP BY 1
+ORDER BY updates DESC, command
+LIMIT 20;
+
 -- name: dash_cloned_bots
 SELECT id, username, owner_user_id, is_active, deactivated_reason, created_at
 FROM bots WHERE NOT is_main ORDER BY id DESC LIMIT 200;
