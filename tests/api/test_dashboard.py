@@ -194,7 +194,7 @@ def test_every_page_renders_the_systems_real_data(served, browser_page):
     assert dm_row.nth(6).inner_text() == "1" and dm_row.nth(8).inner_text() == "1 h 30 min"
     alarms = page.inner_text("#alarms")
     assert "the oldest message of dm_queue has waited 420 s" in alarms
-    assert "NO_AVAILABLE_ACCOUNTS" in alarms  # the one usable account is the probe
+    assert "no action account is usable (all 2 cooling down or disabled)" in alarms  # only the probe is
     assert "1 group(s) deactivated in the last hour" in alarms
     assert (
         page.locator("#activity .card", has_text="orders polled").locator("b").inner_text() == "2"

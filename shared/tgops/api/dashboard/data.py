@@ -118,7 +118,12 @@ async def overview(runtime: Runtime) -> dict[str, Any]:
 def pool_and_group_alarms(facts: dict[str, int]) -> list[str]:
     found = []
     if facts["accounts"] and not facts["usable_action_accounts"]:
-        found.append("no action account is usable (all cooling down or disabled): NO_AVAILABLE_ACCOUNTS")
+        why = (
+            f"all {facts['action_accounts']} cooling down or disabled"
+            if facts["action_accounts"]
+            else "none imported"
+        )
+        found.append(f"no action account is usable ({why}): tasks fail with NO_AVAILABLE_ACCOUNTS")
     if facts["accounts"] and not facts["usable_probe_accounts"]:
         found.append("no probe account is usable: link inspection cannot run")
     if facts["groups_deactivated_last_hour"]:

@@ -211,6 +211,7 @@ GROUP BY f.queue;
 -- What the overview raises alarms on besides the queues: an exhausted account pool, deactivated groups.
 SELECT
     (SELECT count(*) FROM mtproto_accounts)::int AS accounts,
+    (SELECT count(*) FROM mtproto_accounts WHERE NOT is_probe)::int AS action_accounts,
     (SELECT count(*) FROM mtproto_accounts WHERE NOT is_probe AND is_active AND disabled_at IS NULL
         AND (cooldown_until IS NULL OR cooldown_until <= now()))::int AS usable_action_accounts,
     (SELECT count(*) FROM mtproto_accounts WHERE is_probe AND is_active AND disabled_at IS NULL
