@@ -387,3 +387,14 @@ def test_pages_refresh_themselves(served, browser_page):
         )
     page.wait_for_selector("#accounts >> text=AUTH_KEY_DUPLICATED")  # no reload: the page fetched it
     assert page.locator("#proxies tr", has_text="no proxy").locator("td").nth(3).inner_text() == "2"
+
+
+def test_an_order_id_out_of_range_is_refused_with_a_reason(served):
+    with httpx.Client(base_url=served["url"] + "/dashboard", follow_redirects=False) as client:
+        client.post("/login", data={"token": served["settings"].admin_token.get_secret_value()})
+        too_big = client.get(f"/orders/{2**63}")
+        not_a_number = client.get("/orders/abc")
+        absent = client.get("/orders/424242")
+
+    assert too_big.status_code == 422 and not_a_number.status_code == 422
+    assert absent.status_code == 404 and "No order 424242 here" in absent.text

@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tgops import switches
@@ -31,6 +31,7 @@ from tgops.runtime import Runtime
 from tgops.security import secrets_match
 
 REFRESH_SEC = 5
+BIGINT_MAX = 2**63 - 1  # the panel's order ids are Postgres bigints
 ORDER_STATUSES = ("validating", "depends_ok", "depends_failed", "awaiting", "in_progress", "pending",
                   "completed", "partial", "canceled")  # fmt: skip
 TASK_STATUSES = ("queued", "leased", "pending", "done", "failed", "expired_leases")
@@ -211,7 +212,10 @@ async def orders(request: Request, runtime: RuntimeDep, session: Session, status
 
 @router.get("/orders/{remote_order_id}")
 async def order(
-    request: Request, runtime: RuntimeDep, session: Session, remote_order_id: int
+    request: Request,
+    runtime: RuntimeDep,
+    session: Session,
+    remote_order_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
 ) -> HTMLResponse:
     timeline = await data.order(runtime, remote_order_id)
     response = page(
