@@ -12,7 +12,7 @@ from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tgops import switches
@@ -31,9 +31,10 @@ from tgops.runtime import Runtime
 from tgops.security import secrets_match
 
 REFRESH_SEC = 5
+BIGINT_MAX = 2**63 - 1  # the panel's order ids are Postgres bigints
 ORDER_STATUSES = ("validating", "depends_ok", "depends_failed", "awaiting", "in_progress", "pending",
                   "completed", "partial", "canceled")  # fmt: skip
-TASK_STATUSES = ("queued", "leased", "pending", "done", "failed")
+TASK_STATUSES = ("queued", "leased", "pending", "done", "failed", "expired_leases")
 
 router = APIRouter(include_in_schema=False)  # mounted at PREFIX by tgops.api.dashboard.LazyDashboard
 
@@ -45,7 +46,23 @@ def _templates() -> Any:
     folder = resources.files("tgops.api") / "templates"
     templates = Jinja2Templates(directory=str(folder))
     templates.env.globals |= {"prefix": PREFIX, "refresh_sec": REFRESH_SEC}
+    templates.env.filters["duration"] = duration
     return templates
+
+
+def duration(seconds: float | None) -> str:
+    """A span as an operator reads it: 45 s, 12 min 5 s, 3 h 20 min, 2 d 4 h."""
+    if seconds is None:
+        return ""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours < 1:
+        return f"{minutes} min {seconds % 60} s" if seconds % 60 else f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min"
+    return f"{days} d {hours % 24} h"
 
 
 def page(request: Request, template: str, session: DashboardSession | None, **context: Any) -> HTMLResponse:
@@ -162,12 +179,14 @@ async def dead_letters(
 
 @router.post("/dlq/{queue}/replay")
 async def replay(request: Request, runtime: RuntimeDep, session: ChangeSession, queue: str) -> Response:
-    """Replay the selected messages, or every one matching the filter (`scope=matching`)."""
+    """Replay one message (`one`), the selected ones, or every one matching the filter (`scope=matching`)."""
     spec = _queue(queue)
     form = await request.form()
     reason, text = str(form.get("reason", "")), str(form.get("text", ""))
     dead = await _dead_letters(runtime, spec)
-    if form.get("scope") == "matching":
+    if form.get("one"):
+        chosen = [str(form["one"])]
+    elif form.get("scope") == "matching":
         letters = await dead.view(100)
         chosen = [letter.message_id for letter in letters.messages if _matches(letter, reason, text)]
     else:
@@ -189,6 +208,22 @@ async def orders(request: Request, runtime: RuntimeDep, session: Session, status
         statuses=ORDER_STATUSES,
         **await data.orders(runtime, chosen),
     )
+
+
+@router.get("/orders/{remote_order_id}")
+async def order(
+    request: Request,
+    runtime: RuntimeDep,
+    session: Session,
+    remote_order_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
+) -> HTMLResponse:
+    timeline = await data.order(runtime, remote_order_id)
+    response = page(
+        request, "dashboard/order.html", session, remote_order_id=remote_order_id, timeline=timeline
+    )
+    if timeline is None:
+        response.status_code = status.HTTP_404_NOT_FOUND
+    return response
 
 
 @router.get("/accounts")
