@@ -4,7 +4,9 @@ Every record, ours and the libraries', goes through one root handler. On AWS (or
 TGOPS_LOG_FORMAT=json) each line is Powertools' JSON, with the `extra=` fields of the call as keys;
 locally it is a readable line with those fields appended as `key=value`. No line leaves with a
 secret in it: the finished line (message, extra fields, traceback) is redacted of Bot API tokens,
-URL passwords, Telethon session strings and the configured secrets of Settings. httpx and httpcore
+URL passwords, Telethon session strings and the configured secrets of Settings. Every line also
+carries the fields of the current correlation scope (tgops.correlation): the request or message it
+belongs to and the domain ids bound so far. httpx and httpcore
 log every request URL, which for the Bot API carries the token; they are kept at WARNING.
 """
 
@@ -20,11 +22,14 @@ from typing import TYPE_CHECKING, TextIO
 
 from pydantic import SecretStr
 
+from tgops.correlation import CorrelationFilter
+
 if TYPE_CHECKING:
     from tgops.config import Settings
 
 REDACTED = "***"
-QUIET_LIBRARIES = ("httpx", "httpcore", "werkzeug", "botocore", "urllib3")  # request-by-request lines
+# Request-by-request lines; Mangum's access line is tgops.api.correlation's, with the request id.
+QUIET_LIBRARIES = ("httpx", "httpcore", "werkzeug", "botocore", "urllib3", "mangum")
 MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 STANDARD_RECORD_ATTRIBUTES = frozenset(
@@ -151,6 +156,7 @@ def configure_logging(
     json_lines = _wants_json(settings)
     redactor = Redactor([*configured_secrets(settings), *extra_secrets])
     handler = RedactingHandler(stream, redactor)
+    handler.addFilter(CorrelationFilter())
     handler.setFormatter(_json_formatter(service) if json_lines else ConsoleFormatter())
     root = logging.getLogger()
     for previous in root.handlers[:]:  # the Lambda runtime's, or ours from a previous call

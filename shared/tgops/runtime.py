@@ -136,7 +136,11 @@ async def _run_check(name: str, check) -> dict[str, str]:
 
 def scheduled_handler(job: Callable[[Runtime], Awaitable[Any]]) -> Callable[[dict, Any], Any]:
     """A Lambda handler running `job(runtime)` per EventBridge tick. One event loop and one Runtime
-    per container, so warm invocations reuse the Postgres pool and the Redis client."""
+    per container, so warm invocations reuse the Postgres pool and the Redis client.
+
+    Each run is a correlation scope named by the EventBridge event's id (a new id without one), so
+    every line of the run and of the messages it queues carries that id; and an X-Ray span."""
+    from tgops import correlation, tracing
     from tgops.config import get_settings
     from tgops.logs import configure_logging
 
@@ -145,7 +149,16 @@ def scheduled_handler(job: Callable[[Runtime], Awaitable[Any]]) -> Callable[[dic
     configure_logging(runtime.settings, service=job.__module__)
 
     def handler(event: dict, context: Any) -> Any:
-        return loop.run_until_complete(job(runtime))
+        run_id = correlation.accepted_id((event or {}).get("id")) or correlation.new_id()
+        with (
+            correlation.scope(
+                correlation_id=run_id,
+                schedule=job.__module__,
+                function_request_id=getattr(context, "aws_request_id", None),
+            ),
+            tracing.span(f"schedule {job.__module__}"),
+        ):
+            return loop.run_until_complete(job(runtime))
 
     def close() -> None:
         """Close the connections and the loop (a Lambda container never needs to; tests do)."""
