@@ -11,22 +11,26 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Literal
 
+import httpx
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from mangum import Mangum
 
 from tests.api.public_api_support import build_app, public_api
 from tests.conftest import load_event
+from tests.fakes.queues import RecordingQueues
 from tgops import correlation
 from tgops.api.api_keys import create_api_key
+from tgops.api.app import create_app
 from tgops.broadcast.jobs import BroadcastJob
 from tgops.config import Settings
+from tgops.ingress.messages import TelegramUpdateReceived
 from tgops.logs import configure_logging
 from tgops.messaging.envelopes import Message, decode
 from tgops.messaging.lambda_batch import process_sqs_messages
 from tgops.messaging.sqs import Received
 from tgops.messaging.topology import GROUP_MESSAGE
-from tgops.runtime import scheduled_handler
+from tgops.runtime import Runtime, scheduled_handler
 
 SEND = "/api/send_messages"
 log = logging.getLogger("tgops.test_correlation")
@@ -104,6 +108,32 @@ async def test_one_request_id_finds_the_api_line_and_every_line_of_the_consumer_
     assert taken.items() >= (consumer_fields | {"job_id": job_id, "sqs_message_id": "sqs-1"}).items()
     assert "not done" in not_done["message"] and "no bot to send with" in not_done["message"]
     assert not_done.items() >= consumer_fields.items()
+
+
+async def test_a_webhook_requests_line_and_its_queued_update_carry_the_update_id_and_the_request_id(
+    settings, json_lines
+):
+    queues = RecordingQueues()
+    app = create_app(Runtime(settings, queue_sender=queues))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        try:
+            response = await client.post(
+                "/api/webhooks/telegram",
+                json=load_event("telegram_update_private_message"),
+                headers={
+                    "X-Telegram-Bot-Api-Secret-Token": settings.telegram_webhook_secret.get_secret_value()
+                },
+            )
+        finally:
+            await app.state.runtime.close()
+
+    assert response.status_code == 200
+    (sent,) = queues.calls
+    update = decode(sent.body, TelegramUpdateReceived)
+    (access,) = [line for line in lines(json_lines) if line.get("path") == "/api/webhooks/telegram"]
+    assert (access["update_id"], access["bot_id"]) == (update.update_id, update.bot_id)
+    assert access["correlation_id"] == update.correlation_id == response.headers["X-Request-Id"]
 
 
 async def test_a_request_without_a_usable_request_id_is_given_a_new_one(settings, json_lines):
