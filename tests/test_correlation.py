@@ -25,6 +25,7 @@ from tgops.api.app import create_app
 from tgops.broadcast.jobs import BroadcastJob
 from tgops.config import Settings
 from tgops.ingress.messages import TelegramUpdateReceived
+from tgops.local.loops import run_every
 from tgops.logs import configure_logging
 from tgops.messaging.envelopes import Message, decode
 from tgops.messaging.lambda_batch import process_sqs_messages
@@ -213,3 +214,18 @@ def test_the_console_line_carries_the_correlation_fields_too():
         .strip()
         .endswith("tgops.test_correlation: order skipped reason=no_remains correlation_id=req-7 order_id=5")
     )
+
+
+async def test_in_tgops_dev_each_scheduled_run_has_a_correlation_id_of_its_own():
+    stop = asyncio.Event()
+    runs: list[dict] = []
+
+    async def job() -> None:
+        runs.append(correlation.current())
+        if len(runs) == 2:
+            stop.set()
+
+    await run_every(0, job, stop, "poll_orders")
+
+    assert [run["schedule"] for run in runs] == ["poll_orders", "poll_orders"]
+    assert len({run["correlation_id"] for run in runs}) == 2
