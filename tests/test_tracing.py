@@ -92,6 +92,54 @@ def test_on_lambda_a_consumed_message_is_a_subsegment_annotated_with_its_correla
     }
 
 
+CONSUME_CONCURRENTLY = """
+import asyncio, json
+from tgops.messaging.consumer import QueueConsumer
+from tgops.messaging.sqs import Received
+from tgops.messaging.topology import SETUP_FAST
+
+async def handle(message):
+    await asyncio.sleep(0.05)  # both jobs are in flight at once, as in a worker
+
+def received(number):
+    body = json.dumps({"kind": "run_setup_task", "correlation_id": f"run-{number}", "task_id": number})
+    return Received(message_id=f"sqs-{number}", receipt_handle="h", body=body, receive_count=1)
+
+async def main():
+    from tgops import tracing
+    tracing.tracer().provider.configure(sampling=False)  # send every segment, not one a second
+    consumer = QueueConsumer(SETUP_FAST, handle)
+    outcomes = await asyncio.gather(*(consumer.consume(received(number)) for number in (1, 2)))
+    print(json.dumps([outcome.verdict.value for outcome in outcomes]))
+
+asyncio.run(main())
+"""
+
+
+def test_in_a_fargate_worker_each_concurrent_job_is_a_segment_of_its_own():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        ecs_env = {
+            "ECS_CONTAINER_METADATA_URI_V4": "http://169.254.170.2/v4/task",
+            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+            "POWERTOOLS_SERVICE_NAME": "setup",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
+        (verdicts,) = run_python(CONSUME_CONCURRENTLY, ecs_env)
+        entities = received_entities(daemon)
+
+    assert json.loads(verdicts) == ["done", "done"]
+    segments = sorted(
+        (entity for entity in entities if entity.get("type") != "subsegment"), key=lambda e: e["name"]
+    )
+    assert [segment["name"] for segment in segments] == ["queue tg-setup-fast"] * 2
+    assert sorted((s["annotations"]["correlation_id"], s["annotations"]["task_id"]) for s in segments) == [
+        ("run-1", 1),
+        ("run-2", 2),
+    ]
+    assert len({segment["trace_id"] for segment in segments}) == 2
+
+
 @pytest.mark.parametrize(
     "env",
     [
