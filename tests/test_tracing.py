@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_event
 from tgops import tracing
 
 SHARED = Path(__file__).resolve().parents[1] / "shared"
@@ -36,12 +37,12 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules if name.star
 """
 
 
-def run_python(code: str, env: dict[str, str]) -> list[str]:
+def run_python(code: str, env: dict[str, str], *args: str) -> list[str]:
     base = {
         name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "TGOPS_", "ECS_"))
     }
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *args],
         env=base | {"PYTHONPATH": str(SHARED), "AWS_DEFAULT_REGION": "us-east-1", "TGOPS_ENV": "test"} | env,
         capture_output=True,
         text=True,
@@ -89,6 +90,47 @@ def test_on_lambda_a_consumed_message_is_a_subsegment_annotated_with_its_correla
         "kind": "broadcast",
         "queue": "group_message_queue",
         "sqs_message_id": "sqs-1",
+    }
+
+
+API_REQUEST = """
+import json, sys
+from types import SimpleNamespace
+from mangum import Mangum
+from tgops.api.app import create_app
+from tgops.config import Settings
+from tgops.messaging.sqs import InMemoryQueues
+from tgops.runtime import Runtime
+
+event = json.loads(sys.argv[1])
+app = create_app(Runtime(Settings(_env_file=None), queue_sender=InMemoryQueues()))
+response = Mangum(app, lifespan="off")(event, SimpleNamespace(aws_request_id="lambda-request-1"))
+print(response["statusCode"])
+"""
+
+
+def test_on_lambda_an_api_request_is_a_subsegment_annotated_with_its_request_id():
+    event = load_event("http_api_health") | {"rawPath": "/no-such-page"}
+    event["requestContext"]["http"]["path"] = "/no-such-page"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        lambda_env = {
+            "AWS_LAMBDA_FUNCTION_NAME": "tgops-http-api",
+            "LAMBDA_TASK_ROOT": str(SHARED),
+            "_X_AMZN_TRACE_ID": TRACE_HEADER,
+            "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{daemon.getsockname()[1]}",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "TGOPS_ENV": "development",
+        }
+        (status,) = run_python(API_REQUEST, lambda_env, json.dumps(event))
+        entities = received_entities(daemon)
+
+    assert status == "404"
+    (request,) = [entity for entity in entities if entity["name"] == "GET /no-such-page"]
+    assert request["annotations"] == {
+        "correlation_id": "CXb0zjQ8oAMEbKw=",
+        "function_request_id": "lambda-request-1",
+        "http_method": "GET",
     }
 
 

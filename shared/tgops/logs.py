@@ -4,10 +4,13 @@ Every record, ours and the libraries', goes through one root handler. On AWS (or
 TGOPS_LOG_FORMAT=json) each line is Powertools' JSON, with the `extra=` fields of the call as keys;
 locally it is a readable line with those fields appended as `key=value`. No line leaves with a
 secret in it: the finished line (message, extra fields, traceback) is redacted of Bot API tokens,
-URL passwords, Telethon session strings and the configured secrets of Settings. Every line also
-carries the fields of the current correlation scope (tgops.correlation): the request or message it
-belongs to and the domain ids bound so far. httpx and httpcore
+URL passwords, Telethon session strings and the configured secrets of Settings. httpx and httpcore
 log every request URL, which for the Bot API carries the token; they are kept at WARNING.
+
+Every line also carries the fields of the current correlation scope (tgops.correlation): the request,
+message or scheduled run it belongs to and the domain ids bound so far. A filter reading a context
+variable, rather than Powertools Logger's `append_keys`, because keys appended to a logger are shared by
+every task of the process, and a worker runs several jobs at once.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tgops import correlation
 
@@ -61,13 +61,19 @@ def span(name: str, **annotations: str | int | bool | None) -> Iterator[None]:
     marker = _in_segment.set(True)
     try:
         with entered as entity:
-            if entity is not None:
-                for key, value in {**correlation.current(), **annotations}.items():
-                    if value is not None:
-                        entity.put_annotation(_ANNOTATION_KEY_UNSAFE.sub("_", key), value)
-            yield
+            try:
+                yield
+            finally:  # at the end, so the ids bound inside the block (a webhook's update_id) are there too
+                if entity is not None:
+                    _annotate(entity, {**correlation.current(), **annotations})
     finally:
         _in_segment.reset(marker)
+
+
+def _annotate(entity: Any, annotations: dict[str, Any]) -> None:
+    for key, value in annotations.items():
+        if value is not None:
+            entity.put_annotation(_ANNOTATION_KEY_UNSAFE.sub("_", key), value)
 
 
 @functools.cache
