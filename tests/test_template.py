@@ -25,7 +25,7 @@ from tests.helpers.template_topology import (
     resources,
     topology_violations,
 )
-from tgops import metrics
+from tgops import metrics, tracing
 from tgops.config import SECRET_FIELDS, Settings, env_name
 from tgops.messaging import topology
 
@@ -467,6 +467,9 @@ def test_every_fargate_worker_has_an_xray_daemon_beside_it_and_may_write_traces(
     ]
     assert [daemon["PortMappings"] for daemon in daemons] == [[{"ContainerPort": 2000, "Protocol": "udp"}]]
     assert daemons[0]["Essential"] is False
+    [worker_container] = [c for c in properties["ContainerDefinitions"] if c not in daemons]
+    address = {"Name": tracing.DAEMON_ENV, "Value": "127.0.0.1:2000"}
+    assert address in worker_container["Environment"]  # tgops.tracing traces a worker only with it
     role = resources(template, "AWS::IAM::Role")[referenced_id(properties["TaskRoleArn"], "Arn")]
     policies = [literal_text(arn) or "" for arn in role.get("ManagedPolicyArns", [])]
     assert any(arn.endswith(":policy/AWSXRayDaemonWriteAccess") for arn in policies), task_definition_id

@@ -6,6 +6,11 @@ locally it is a readable line with those fields appended as `key=value`. No line
 secret in it: the finished line (message, extra fields, traceback) is redacted of Bot API tokens,
 URL passwords, Telethon session strings and the configured secrets of Settings. httpx and httpcore
 log every request URL, which for the Bot API carries the token; they are kept at WARNING.
+
+Every line also carries the fields of the current correlation scope (tgops.correlation): the request,
+message or scheduled run it belongs to and the domain ids bound so far. A filter reading a context
+variable, rather than Powertools Logger's `append_keys`, because keys appended to a logger are shared by
+every task of the process, and a worker runs several jobs at once.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from typing import TYPE_CHECKING, TextIO
 
 from pydantic import SecretStr
 
+from tgops.correlation import CorrelationFilter
+
 if TYPE_CHECKING:
     from tgops.config import Settings
 
 REDACTED = "***"
-QUIET_LIBRARIES = ("httpx", "httpcore", "werkzeug", "botocore", "urllib3")  # request-by-request lines
+# Request-by-request lines; Mangum's access line is tgops.api.correlation's, with the request id.
+QUIET_LIBRARIES = ("httpx", "httpcore", "werkzeug", "botocore", "urllib3", "mangum")
 MIN_SECRET_LENGTH = 6  # shorter values would redact ordinary words
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 STANDARD_RECORD_ATTRIBUTES = frozenset(
@@ -151,6 +159,7 @@ def configure_logging(
     json_lines = _wants_json(settings)
     redactor = Redactor([*configured_secrets(settings), *extra_secrets])
     handler = RedactingHandler(stream, redactor)
+    handler.addFilter(CorrelationFilter())
     handler.setFormatter(_json_formatter(service) if json_lines else ConsoleFormatter())
     root = logging.getLogger()
     for previous in root.handlers[:]:  # the Lambda runtime's, or ours from a previous call

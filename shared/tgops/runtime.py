@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -134,9 +135,28 @@ async def _run_check(name: str, check) -> dict[str, str]:
     return {"status": status}
 
 
+@contextmanager
+def scheduled_run(
+    name: str, *, event_id: object = None, function_request_id: str | None = None
+) -> Iterator[None]:
+    """One run of a schedule (on Lambda or in `tgops dev`): a correlation scope whose id is the
+    EventBridge event's (a new one without it), so every line of the run and of the messages it
+    queues carries that id; and an X-Ray span."""
+    from tgops import correlation, tracing
+
+    run_id = correlation.accepted_id(event_id) or correlation.new_id()
+    with (
+        correlation.scope(correlation_id=run_id, schedule=name, function_request_id=function_request_id),
+        tracing.span(f"schedule {name}"),
+    ):
+        yield
+
+
 def scheduled_handler(job: Callable[[Runtime], Awaitable[Any]]) -> Callable[[dict, Any], Any]:
     """A Lambda handler running `job(runtime)` per EventBridge tick. One event loop and one Runtime
-    per container, so warm invocations reuse the Postgres pool and the Redis client."""
+    per container, so warm invocations reuse the Postgres pool and the Redis client.
+
+    Each run is a `scheduled_run` under the EventBridge event's id."""
     from tgops.config import get_settings
     from tgops.logs import configure_logging
 
@@ -145,7 +165,11 @@ def scheduled_handler(job: Callable[[Runtime], Awaitable[Any]]) -> Callable[[dic
     configure_logging(runtime.settings, service=job.__module__)
 
     def handler(event: dict, context: Any) -> Any:
-        return loop.run_until_complete(job(runtime))
+        event_id = event.get("id") if isinstance(event, dict) else None
+        with scheduled_run(
+            job.__module__, event_id=event_id, function_request_id=getattr(context, "aws_request_id", None)
+        ):
+            return loop.run_until_complete(job(runtime))
 
     def close() -> None:
         """Close the connections and the loop (a Lambda container never needs to; tests do)."""

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 import tgops
 from tgops.api import docs, errors
 from tgops.api.body_limit import BodySizeLimit
+from tgops.api.correlation import RequestCorrelation
 from tgops.api.dashboard import PREFIX as DASHBOARD_PREFIX
 from tgops.api.dashboard import LazyDashboard
 from tgops.api.errors import ErrorResponse
@@ -40,6 +41,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_exception_handler(405, method_not_allowed)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.api_max_body_bytes)
+    app.add_middleware(RequestCorrelation)  # outermost: a refused body's answer carries the request id too
     app.include_router(docs.router)
     app.include_router(health.router)
     app.include_router(webhooks.router)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from tgops import correlation
 from tgops.cache import keys
 from tgops.cache.errors import CacheError
 from tgops.cache.rate_limit import count_in_window
@@ -85,6 +86,7 @@ class WebhookIngress:
 
     async def accept(self, bot_id: int, update: dict[str, Any]) -> Outcome:
         """Queue a new update once. Raises DedupeUnavailable or EnqueueFailed: answer 5xx, Telegram retries."""
+        correlation.bind(bot_id=bot_id, update_id=update["update_id"])  # on this request's lines
         route = route_update(update)
         if route.queue is None:
             await self._count_unhandled(route.update_type)

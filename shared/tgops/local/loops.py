@@ -12,7 +12,7 @@ import logging
 
 from tgops.handlers import queue_handler, schedule_handler
 from tgops.messaging.topology import QUEUES, SCHEDULES
-from tgops.runtime import Runtime
+from tgops.runtime import Runtime, scheduled_run
 
 log = logging.getLogger("tgops.dev")
 LOCAL_WAIT_TIME_SEC = 1  # short polls so Ctrl-C never waits on a long poll
@@ -49,7 +49,8 @@ def background_tasks(runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task
 async def run_every(period_sec: float, job, stop: asyncio.Event, name: str) -> None:
     while not stop.is_set():
         try:
-            await job()
+            with scheduled_run(name):
+                await job()
         except Exception:
             log.exception("schedule %s failed; it runs again in %.0fs", name, period_sec)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -19,6 +19,13 @@ behind its group's later messages; so once the head's fate is sealed its followe
 Lambda batch a follower may so have fewer receives left for its own failures, never none. The Fargate
 driver receives a FIFO queue one message at a time, so there a follower never spends a receive.
 
+Every log line written while a message is handled carries its correlation scope (tgops.correlation):
+the envelope's `correlation_id` (the request or run that queued it; the SQS message id for a message
+without one), its queue, kind and message id, and the domain ids at its top level (order_id, job_id,
+update_id...). Each run is an X-Ray span (tgops.tracing), and the outcomes are counted per queue
+(MessagesProcessed, MessagesRetried, MessagesFailed, MessagesSkipped, MessagesDeadLettered), published
+by the driver as one EMF document per Lambda batch or worker job.
+
 Two drivers: `tgops.messaging.lambda_batch` (Powertools' BatchProcessor, partial batch responses) and
 `tgops.messaging.worker` (Fargate: long polling, short leases kept alive while a job runs).
 `lambda_handler(queue)` is the whole of a Lambda consumer's `functions/<name>/app.py`.
@@ -29,11 +36,14 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tgops import correlation, metrics, tracing
 from tgops.messaging.errors import RetryLater
 from tgops.messaging.failures import FailureLog
 from tgops.messaging.sqs import Received
@@ -53,6 +63,16 @@ class Verdict(enum.Enum):
     SKIPPED = "skipped"  # not run: an earlier message of its group failed; give it back now
 
 
+OUTCOME_METRICS = {
+    Verdict.DONE: "MessagesProcessed",
+    Verdict.RETRY: "MessagesRetried",
+    Verdict.FAILED: "MessagesFailed",
+    Verdict.SKIPPED: "MessagesSkipped",
+}
+DEAD_LETTERED_METRIC = "MessagesDeadLettered"
+ENVELOPE_FIELDS = ("kind", "message_id", *correlation.DOMAIN_IDS)
+
+
 @dataclass(frozen=True)
 class Outcome:
     message: Received
@@ -69,6 +89,25 @@ class Outcome:
 def at_last_receive(message: Received) -> bool:
     """SQS moves this message to its DLQ instead of delivering it again."""
     return message.receive_count >= MAX_RECEIVE_COUNT
+
+
+def correlation_fields(queue: str, message: Received) -> dict[str, correlation.Field]:
+    """The fields every log line of `message` carries, read from the envelope's top level without
+    decoding it (that is the handler's job, and a body that is not an envelope still gets its lines)."""
+    try:
+        envelope = json.loads(message.body)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict):
+        envelope = {}
+    fields: dict[str, correlation.Field] = {"queue": queue, "sqs_message_id": message.message_id}
+    for key in ENVELOPE_FIELDS:
+        value = envelope.get(key)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            fields[key] = value
+    given = correlation.accepted_id(envelope.get(correlation.CORRELATION_ID))
+    fields[correlation.CORRELATION_ID] = given or message.message_id
+    return fields
 
 
 def log_final_failure(message: Received, reason: str) -> None:
@@ -118,21 +157,32 @@ class QueueConsumer:
         self.failures = failures or FailureLog()
         self._job_timeout_sec = job_timeout_sec
         self._on_final_failure = on_final_failure
+        self._counts: Counter[str] = Counter()
 
     def delivery(self) -> Delivery:
         return Delivery(self.queue.fifo)
 
     async def consume(self, message: Received, delivery: Delivery | None = None) -> Outcome:
         """Run `message`, or skip it when `delivery` holds an earlier failure of its FIFO group."""
-        if delivery is not None and delivery.blocked(message):
-            outcome = Outcome(message, Verdict.SKIPPED, SKIPPED_REASON)
-        else:
-            outcome = await self._run(message)
-        if delivery is not None:
-            delivery.settle(outcome)
-        if not outcome.done:
-            await self._failed(outcome)
+        with correlation.scope(**correlation_fields(self.queue.name, message)):
+            if delivery is not None and delivery.blocked(message):
+                outcome = Outcome(message, Verdict.SKIPPED, SKIPPED_REASON)
+            else:
+                with tracing.span(f"queue {self.queue.name}"):
+                    outcome = await self._run(message)
+            if delivery is not None:
+                delivery.settle(outcome)
+            self._counts[OUTCOME_METRICS[outcome.verdict]] += 1
+            if not outcome.done:
+                await self._failed(outcome)
         return outcome
+
+    def publish_metrics(self) -> None:
+        """Publish the outcomes counted since the last call, as one EMF document for the queue."""
+        if self._counts:
+            counts = dict.fromkeys([*OUTCOME_METRICS.values(), DEAD_LETTERED_METRIC], 0) | self._counts
+            self._counts.clear()
+            metrics.publish(counts, queue=self.queue.name)
 
     async def _run(self, message: Received) -> Outcome:
         deadline = asyncio.timeout(self._job_timeout_sec)
@@ -165,6 +215,7 @@ class QueueConsumer:
             exc_info=outcome.error,
         )
         if at_last_receive(message):
+            self._counts[DEAD_LETTERED_METRIC] += 1
             self._on_final_failure(message, outcome.reason)
             await self.failures.record(
                 self.queue.name, message.message_id, message.receive_count, outcome.reason
@@ -195,7 +246,8 @@ def lambda_handler(queue_name: str) -> Callable[[dict[str, Any], Any], dict[str,
     batch = LambdaBatch(consumer, runtime.queues, loop.run_until_complete)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return batch.process(event, context)
+        with correlation.scope(function_request_id=getattr(context, "aws_request_id", None)):
+            return batch.process(event, context)
 
     def close() -> None:
         """Close the connections and the loop (a Lambda container never needs to; tests do)."""

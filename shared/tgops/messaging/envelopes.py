@@ -8,6 +8,10 @@ A subclass declares its kind as a one-value Literal with that value as default:
 
 A model that changes shape raises its `schema_version` default and lists the older versions it
 still reads in `compatible_schema_versions`; `decode` refuses any other version with a reason.
+
+Every message carries the `correlation_id` of the scope it was created in (tgops.correlation), so
+its consumer logs under the id of the request or run that queued it. It is optional: a message
+queued before the field existed still decodes.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, ClassVar, TypeVar, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ulid import ULID
 
+from tgops import correlation
 from tgops.messaging.errors import InvalidMessage
 from tgops.validation import describe
 
@@ -34,6 +39,7 @@ class Message(BaseModel):
     schema_version: int = 1
     message_id: str = Field(default_factory=lambda: str(ULID()))
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    correlation_id: str | None = Field(default_factory=correlation.correlation_id, max_length=128)
 
     @classmethod
     def kind_name(cls) -> str:

@@ -9,6 +9,8 @@ failed one holds their group). When every record fails, Powertools raises and th
 The FIFO rule is the engine's (`Delivery`), so the plain BatchProcessor serves FIFO queues too:
 Powertools' SqsFifoPartialProcessor(skip_group_on_error=True) skips the same way, but also behind a
 head at its last receive, which would send the followers to the DLQ untried.
+
+The batch's outcome counts are published once per invocation, when it ends.
 """
 
 from __future__ import annotations
@@ -80,10 +82,13 @@ class LambdaBatch:
                 raise NotDone(outcome)
 
         processor = BatchProcessor(EventType.SQS)
-        with processor(event["Records"], record_handler, context):
-            processor.process()
-            if skipped:
-                self._run(self._release(skipped))
+        try:
+            with processor(event["Records"], record_handler, context):
+                processor.process()
+                if skipped:
+                    self._run(self._release(skipped))
+        finally:
+            self._consumer.publish_metrics()  # once per invocation, even when the whole batch failed
         return processor.response()  # type: ignore[return-value]  # Powertools' TypedDict of the same shape
 
     async def _consume(self, message: Received, delivery: Delivery) -> Outcome:

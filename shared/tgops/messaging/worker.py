@@ -13,6 +13,8 @@ the queue's whole timeout (18 minutes for tg-inspect).
 
 On stop: no more receives; running jobs get `shutdown_grace_sec` to finish, then are cancelled;
 every message not finished is made visible again at once. Nothing unfinished is deleted.
+
+The engine's outcome counts are published after each job, the worker's equivalent of an invocation.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class QueueWorker:
                 await self._settle(outcome)
         finally:
             heartbeat.cancel()
+            self._consumer.publish_metrics()
 
     async def _settle(self, outcome: Outcome) -> None:
         if outcome.verdict is Verdict.DONE:
