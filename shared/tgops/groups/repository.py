@@ -62,6 +62,15 @@ class ManagedGroup(BaseModel):
     kick_checked_at: datetime | None = None
     join_gap_pending: int | None = Field(None, description="join requests waiting in Telegram never received")
     join_gap_detected_at: datetime | None = None
+    admin_account_id: int | None = Field(
+        None,
+        description="the fleet account that is an admin of the group: missed join requests are backfilled",
+    )
+    join_backfill_requested_at: datetime | None = None
+    join_backfill_at: datetime | None = Field(None, description="the last backfill that went to the end")
+    join_backfill_recorded: int | None = Field(None, description="missed requests the last backfill recorded")
+    join_backfill_error: str | None = Field(None, description="why the last backfill could not run")
+    join_backfill_error_at: datetime | None = None
 
 
 @dataclass(frozen=True)

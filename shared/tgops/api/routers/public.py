@@ -1,7 +1,9 @@
 """The public API for operators (API key in `X-API-Key`): broadcasts and managed groups.
 
 `DELETE /api/groups/{id}` deactivates the group rather than dropping its row: sent messages and join
-requests refer to its chat, and `PATCH` with `"is_active": true` brings it back.
+requests refer to its chat, and `PATCH` with `"is_active": true` brings it back. `PATCH` also sets the
+group's management rules (phase and its rules, join policy, removal rule, admin account); a removal rule
+removes nobody until `POST /api/groups/{id}/kick_rule/confirm` after its preview.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from tgops.broadcast.jobs import (
 )
 from tgops.broadcast.submit import IdempotencyConflict, IdempotencyUnavailable, submit
 from tgops.cache.errors import RedisUnavailable
-from tgops.groups import repository
+from tgops.groups import maintenance, repository
+from tgops.groups.maintenance import RULE_FIELDS, UnknownAccount
 from tgops.groups.repository import GroupExists, ManagedGroup
 from tgops.validation import json_integer
 
@@ -142,6 +145,35 @@ class GroupCreate(StrictModel):
     final_message_allowed: StrictBool = Field(True, description="the broadcaster may post to this group")
 
 
+MemberCount = Annotated[int, Field(ge=0, le=10**9), BeforeValidator(json_integer)]
+UserId = Annotated[int, Field(ge=1, le=MAX_CHAT_ID), BeforeValidator(json_integer)]
+JoinAction = Literal["approve", "hold", "decline"]
+
+
+class PhaseRules(StrictModel):
+    """When the phase changes by itself, at the hourly member count; a rule left out never fires."""
+
+    monitoring_at_members: MemberCount | None = Field(None, description="growth -> monitoring at this count")
+    growth_below_members: MemberCount | None = Field(
+        None, description="monitoring -> growth below this count"
+    )
+
+    @model_validator(mode="after")
+    def _no_flapping(self) -> PhaseRules:
+        high, low = self.monitoring_at_members, self.growth_below_members
+        if high is not None and low is not None and low > high:
+            raise ValueError("growth_below_members must not be above monitoring_at_members")
+        return self
+
+
+class KickRule(StrictModel):
+    """Inactive-member removal: members watched this long without a message are removed, sparing admins,
+    the bot and `allow_user_ids`. Setting a rule makes it unconfirmed: its next run is a preview."""
+
+    inactive_days: int = Field(ge=1, le=3650)
+    allow_user_ids: list[UserId] = Field(default_factory=list, max_length=1000)
+
+
 class GroupUpdate(StrictModel):
     """The fields to change; a field left out keeps its value. Setting is_active clears the failure streak."""
 
@@ -154,6 +186,17 @@ class GroupUpdate(StrictModel):
     invite_link: InviteLink | None = None
     is_active: StrictBool = _optional()
     final_message_allowed: StrictBool = _optional()
+    phase: Literal["growth", "monitoring"] = _optional()
+    phase_rules: PhaseRules = _optional()
+    growth_join_action: JoinAction = _optional()
+    monitoring_join_action: JoinAction = _optional()
+    decision_interval_sec: Annotated[float, BeforeValidator(json_integer)] | None = Field(
+        None, ge=0, le=3600, allow_inf_nan=False, description="seconds between decisions; null: the default"
+    )  # json_integer refuses true and "1", which lax float parsing would take
+    kick_rule: KickRule | None = Field(None, description="null: no removal")
+    admin_account_id: Annotated[int, Field(ge=1, le=MAX_DB_ID), BeforeValidator(json_integer)] | None = Field(
+        None, description="a fleet account (mtproto_accounts) that is an admin of the group; null: none"
+    )
 
     @model_validator(mode="after")
     def _names_a_field(self) -> GroupUpdate:
@@ -216,9 +259,42 @@ async def get_group(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep) -> Man
 async def update_group(
     group_id: GroupId, request: GroupUpdate, runtime: RuntimeDep, _: ApiKeyDep
 ) -> ManagedGroup:
-    """Change the active flag, the final-message flag or the display fields."""
+    """Change the active flag, the final-message flag, the display fields or the management rules."""
+    db = await runtime.database()
     changes = request.model_dump(exclude_unset=True)
-    return _found(await repository.update_group(await runtime.database(), group_id, changes), group_id)
+    rules = {name: changes.pop(name) for name in RULE_FIELDS if name in changes}
+    group: ManagedGroup | None = None
+    if rules:  # first: an unknown account refuses the whole request before anything is written
+        try:
+            row = await maintenance.set_rules(db, group_id, **rules)
+        except UnknownAccount as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+        group = _found(ManagedGroup(**row) if row else None, group_id)
+    if changes:
+        group = _found(await repository.update_group(db, group_id, changes), group_id)
+    return group
+
+
+@router.post(
+    "/groups/{group_id}/kick_rule/confirm",
+    tags=["groups"],
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "no removal rule, or its preview has not run yet"},
+    },
+)
+async def confirm_kick_rule(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep) -> ManagedGroup:
+    """The operator saw the preview ("would remove N"): the rule removes members from its next run on."""
+    db = await runtime.database()
+    group = _found(await repository.get_group(db, group_id), group_id)
+    if group.kick_rule is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the group has no removal rule to confirm")
+    if group.kick_checked_at is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "the removal rule has not run its preview yet; confirm after it has"
+        )
+    row = await maintenance.confirm_kick_rule(db, group_id)
+    return _found(ManagedGroup(**row) if row else None, group_id)
 
 
 @router.delete("/groups/{group_id}", tags=["groups"], responses=NOT_FOUND)
