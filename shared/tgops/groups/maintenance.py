@@ -162,6 +162,9 @@ RULE_FIELDS = (
 )
 
 
+DECISION_INTERVAL_DIGITS = 3  # milliseconds: finer would underflow the column's float4
+
+
 class UnknownAccount(ValueError):
     def __init__(self, account_id: int) -> None:
         super().__init__(f"no fleet account with id {account_id}")
@@ -177,6 +180,10 @@ async def set_rules(db: Database, group_id: int, **rules: Any) -> dict[str, Any]
     account_id = rules.get("admin_account_id")
     if account_id is not None and not await _account_exists(db, account_id):
         raise UnknownAccount(account_id)
+    if rules.get("decision_interval_sec") is not None:  # a `real` column: what it cannot hold is rounded
+        rules["decision_interval_sec"] = round(
+            float(rules["decision_interval_sec"]), DECISION_INTERVAL_DIGITS
+        )
     if "phase_rules" in rules and rules["phase_rules"] is None:
         rules["phase_rules"] = {}  # no rules: the phase changes only when set
     if rules.get("kick_rule") is not None:

@@ -148,6 +148,9 @@ class GroupCreate(StrictModel):
 MemberCount = Annotated[int, Field(ge=0, le=10**9), BeforeValidator(json_integer)]
 UserId = Annotated[int, Field(ge=1, le=MAX_CHAT_ID), BeforeValidator(json_integer)]
 JoinAction = Literal["approve", "hold", "decline"]
+# json_integer refuses true and "1", which lax number parsing would take.
+DecisionInterval = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False), BeforeValidator(json_integer)]
+AccountId = Annotated[int, Field(ge=1, le=MAX_CHAT_ID), BeforeValidator(json_integer)]  # JSON-safe ids
 
 
 class PhaseRules(StrictModel):
@@ -158,12 +161,13 @@ class PhaseRules(StrictModel):
         None, description="monitoring -> growth below this count"
     )
 
-    @model_validator(mode="after")
-    def _no_flapping(self) -> PhaseRules:
+    def flapping(self) -> str | None:
+        """Why these rules would move the phase back and forth every hour, or None. (Not a field
+        constraint: JSON Schema cannot say it, and the schema must accept what the route accepts.)"""
         high, low = self.monitoring_at_members, self.growth_below_members
         if high is not None and low is not None and low > high:
-            raise ValueError("growth_below_members must not be above monitoring_at_members")
-        return self
+            return "growth_below_members must not be above monitoring_at_members: the phase would flap"
+        return None
 
 
 class KickRule(StrictModel):
@@ -190,11 +194,11 @@ class GroupUpdate(StrictModel):
     phase_rules: PhaseRules = _optional()
     growth_join_action: JoinAction = _optional()
     monitoring_join_action: JoinAction = _optional()
-    decision_interval_sec: Annotated[float, BeforeValidator(json_integer)] | None = Field(
-        None, ge=0, le=3600, allow_inf_nan=False, description="seconds between decisions; null: the default"
-    )  # json_integer refuses true and "1", which lax float parsing would take
+    decision_interval_sec: DecisionInterval | None = Field(
+        None, description="seconds between decisions; null: the default"
+    )
     kick_rule: KickRule | None = Field(None, description="null: no removal")
-    admin_account_id: Annotated[int, Field(ge=1, le=MAX_DB_ID), BeforeValidator(json_integer)] | None = Field(
+    admin_account_id: AccountId | None = Field(
         None, description="a fleet account (mtproto_accounts) that is an admin of the group; null: none"
     )
 
@@ -255,7 +259,18 @@ async def get_group(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep) -> Man
     return _found(await repository.get_group(await runtime.database(), group_id), group_id)
 
 
-@router.patch("/groups/{group_id}", tags=["groups"], responses={**BAD_BODY, **NOT_FOUND})
+@router.patch(
+    "/groups/{group_id}",
+    tags=["groups"],
+    responses={
+        **BAD_BODY,
+        **NOT_FOUND,
+        409: {
+            "model": ErrorResponse,
+            "description": "admin_account_id names no fleet account, or the phase rules contradict",
+        },
+    },
+)
 async def update_group(
     group_id: GroupId, request: GroupUpdate, runtime: RuntimeDep, _: ApiKeyDep
 ) -> ManagedGroup:
@@ -263,12 +278,18 @@ async def update_group(
     db = await runtime.database()
     changes = request.model_dump(exclude_unset=True)
     rules = {name: changes.pop(name) for name in RULE_FIELDS if name in changes}
+    if request.kick_rule is not None:
+        rules["kick_rule"] = request.kick_rule.model_dump()  # whole: its defaults included
+    if request.phase_rules is not None:
+        if reason := request.phase_rules.flapping():
+            raise HTTPException(status.HTTP_409_CONFLICT, reason)
+        rules["phase_rules"] = request.phase_rules.model_dump(exclude_none=True)
     group: ManagedGroup | None = None
     if rules:  # first: an unknown account refuses the whole request before anything is written
         try:
             row = await maintenance.set_rules(db, group_id, **rules)
-        except UnknownAccount as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(error)) from None
+        except UnknownAccount as error:  # well-formed, but it names no account: the state refuses it
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
         group = _found(ManagedGroup(**row) if row else None, group_id)
     if changes:
         group = _found(await repository.update_group(db, group_id, changes), group_id)
