@@ -8,6 +8,7 @@ from collections import Counter
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 from telethon import errors
 from telethon.tl import functions, types
 
@@ -238,3 +239,21 @@ async def test_the_simulated_telegram_of_tgops_dev_answers_a_backfill(
     rows = join_rows(database_url)
     assert len(rows) == expected and {source for _, source in rows.values()} == {"backfill"}
     assert (await group_row(db))["join_backfill_recorded"] == expected
+
+
+async def test_without_a_bot_token_the_gap_is_not_checked_and_the_member_count_job_still_completes(
+    settings, db, database_url
+):
+    no_token = settings.model_copy(update={"telegram_bot_token": SecretStr("")})
+    dry_run = Runtime(no_token, queue_sender=InMemoryQueues())  # every Bot API call goes to the outbox
+    await add_groups(db, [CHAT])
+    group = await group_row(db)
+    await repository.update_group(db, group["id"], {"invite_link": f"https://t.me/+{INVITE}"})
+    try:
+        await group_handle(dry_run, received(GroupMaintenance(chat_id=CHAT, task="member_count")))
+    finally:
+        await dry_run.close()
+
+    row = await group_row(db)
+    assert row["member_count_at"] is not None and row["join_gap_detected_at"] is None
+    assert backfills(dry_run) == []

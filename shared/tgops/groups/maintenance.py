@@ -72,6 +72,8 @@ async def detect_join_gap(
 ) -> int | None:
     """Requests waiting on the group's invite link that never reached us; None when it cannot tell.
     With `backfill_through`, a gap of a group that has an admin account is backfilled."""
+    if client.dry_run:  # no Telegram to ask: the outbox answers no invite link
+        return None
     group = await db.fetch_one("group_get_by_chat_id", {"chat_id": chat_id})
     if group is None or not group["invite_link"]:
         return None
