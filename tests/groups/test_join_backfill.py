@@ -15,7 +15,7 @@ from telethon.tl import functions, types
 from tests.broadcast.conftest import add_groups, received
 from tests.fakes.mtproto_pool import *  # noqa: F403 -- fixtures: make_pool, add_accounts, telegram...
 from tests.groups.test_group_management import join_request
-from tgops.groups import maintenance, repository
+from tgops.groups import repository
 from tgops.groups.consumer import handle as group_handle
 from tgops.groups.messages import BackfillJoinRequests, GroupMaintenance
 from tgops.messaging.envelopes import decode
@@ -46,7 +46,7 @@ async def admin(db, add_accounts, telegram, bot_api):
     await add_groups(db, [CHAT])
     group = await db.fetch_one("group_get_by_chat_id", {"chat_id": CHAT})
     await repository.update_group(db, group["id"], {"invite_link": f"https://t.me/+{INVITE}"})
-    await maintenance.set_rules(db, group["id"], decision_interval_sec=0.05, admin_account_id=account_id)
+    await repository.set_rules(db, group["id"], decision_interval_sec=0.05, admin_account_id=account_id)
     telegram._invites[INVITE] = types.ChatInviteAlready(chat=supergroup(CHANNEL, title="Live"))
     telegram.pending_join_requests[CHANNEL] = list(REQUESTERS)
     bot_api.pending_join_requests[CHAT] = len(REQUESTERS)
@@ -127,7 +127,7 @@ async def test_the_backfill_is_requested_once_per_interval(runtime, db, admin):
 
 async def test_without_an_admin_account_the_gap_is_only_reported(runtime, db, admin):
     group = await group_row(db)
-    await maintenance.set_rules(db, group["id"], admin_account_id=None)
+    await repository.set_rules(db, group["id"], admin_account_id=None)
 
     await detect(runtime)
 
@@ -205,7 +205,7 @@ async def test_chat_admin_required_is_reported_on_the_group_and_not_retried_unti
     assert len(backfills(runtime)) == 1  # refused within the refusal retry: not asked again
 
     (other,) = await add_accounts(1, probe=False)
-    await maintenance.set_rules(db, row["id"], admin_account_id=other)
+    await repository.set_rules(db, row["id"], admin_account_id=other)
     assert (await group_row(db))["join_backfill_error"] is None  # another account starts afresh
     await detect(runtime)
     assert len(backfills(runtime)) == 2

@@ -10,8 +10,9 @@ be the group's. Answers:
 - Telegram refuses the group (CHAT_ADMIN_REQUIRED, the chat is private to the account, no such chat or
   link): reported on the group, not retried (the refusal retry of `request_backfill` applies); the
   account is not cooled down for it, as it did nothing wrong;
-- FLOOD_WAIT, or the account unavailable (cooling down, busy in another process): the pool cooled it
-  down; the backfill goes on from the same page in a fresh message once the rest is over;
+- FLOOD_WAIT, or the account unavailable (cooling down, busy in another process, its proxy's throttle
+  slot taken): the pool cooled it down or it waits its turn; the backfill goes on from the same page in
+  a fresh message once the rest is over, and such waits are not counted as tries;
 - the account disabled or gone: reported on the group;
 - anything else: retried the same way up to `TGOPS_GROUP_BACKFILL_MAX_TRIES`, then reported.
 
@@ -37,7 +38,7 @@ from tgops.messaging.topology import INSPECT
 from tgops.telegram.errors import error_code
 from tgops.telegram.links import parse_link
 from tgops.telegram.lookups import resolved_chat
-from tgops.telegram.pool import ACCOUNT_UNAVAILABLE
+from tgops.telegram.pool import ACCOUNT_UNAVAILABLE, THROTTLE_SLOT_UNAVAILABLE
 
 if TYPE_CHECKING:
     from tgops.db.database import Database, Row
@@ -200,7 +201,9 @@ async def _failed(
     if result.account_disabled or not result.retryable or result.definite:
         await backfill.refused(db, job.chat_id, f"{code}: {result.reason or code} (account {job.account_id})")
         return
-    obeying_limits = code == ACCOUNT_UNAVAILABLE or any(word in code for word in FLOOD_CODES)
+    obeying_limits = code in (ACCOUNT_UNAVAILABLE, THROTTLE_SLOT_UNAVAILABLE) or any(
+        word in code for word in FLOOD_CODES
+    )
     tries = job.tries if obeying_limits else job.tries + 1
     if tries >= runtime.settings.group_backfill_max_tries:
         await backfill.refused(db, job.chat_id, f"gave up after {tries} tries: {code} ({result.reason})")

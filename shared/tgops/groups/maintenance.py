@@ -11,7 +11,7 @@ the waiting requests through MTProto's `messages.getChatInviteImporters` (tgops.
 Removal: activity is known only from what the bot has seen since it joined. A member is inactive when
 the bot has watched them (joined or spoke) for longer than the rule's `inactive_days` without a
 message; members the bot never saw are reported as unknown, never removed. Admins, the bot itself and
-`allow_user_ids` are spared. Until the operator confirms the rule (`confirm_kick_rule`), a run is a
+`allow_user_ids` are spared. Until the operator confirms the rule (`tgops.groups.repository.confirm_kick_rule`), a run is a
 preview: it records whom it would remove and removes nobody. Every removal is recorded with its reason.
 """
 
@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from telegram.error import TelegramError
 
 from tgops.broadcast.sender import with_debug_code
-from tgops.db.params import jsonb
 from tgops.groups.backfill import request_backfill
 from tgops.telegram.bot_client import BotClient, Lane
 
@@ -146,60 +145,6 @@ async def remove_inactive(db: Database, client: BotClient, chat_id: int) -> Remo
     verb = "would remove" if preview else "removed"
     log.info("group %s: %s %d inactive members; %d members never seen", chat_id, verb, len(removed), unknown)
     return RemovalReport(chat_id, preview, removed, unknown)
-
-
-async def confirm_kick_rule(db: Database, group_id: int) -> dict[str, Any] | None:
-    """The operator saw the preview: the rule removes members from its next run on."""
-    return await db.fetch_one("group_confirm_kick_rule", {"id": group_id})
-
-
-RULE_FIELDS = (
-    "phase_rules",
-    "growth_join_action",
-    "monitoring_join_action",
-    "decision_interval_sec",
-    "kick_rule",
-    "phase",
-    "admin_account_id",
-)
-
-
-DECISION_INTERVAL_DIGITS = 3  # milliseconds: finer would underflow the column's float4
-
-
-class UnknownAccount(ValueError):
-    def __init__(self, account_id: int) -> None:
-        super().__init__(f"no fleet account with id {account_id}")
-
-
-async def set_rules(db: Database, group_id: int, **rules: Any) -> dict[str, Any] | None:
-    """Set the named rules of one group (a rule not named keeps its value; None clears a nullable one):
-    phase rules, join actions, decision interval, removal rule, phase, admin account. A removal rule
-    set here is unconfirmed: its next run is a preview again. Raises UnknownAccount."""
-    unknown = set(rules) - set(RULE_FIELDS)
-    if unknown:
-        raise ValueError(f"not a group rule: {', '.join(sorted(unknown))}")
-    account_id = rules.get("admin_account_id")
-    if account_id is not None and not await _account_exists(db, account_id):
-        raise UnknownAccount(account_id)
-    if rules.get("decision_interval_sec") is not None:  # a `real` column: what it cannot hold is rounded
-        rules["decision_interval_sec"] = round(
-            float(rules["decision_interval_sec"]), DECISION_INTERVAL_DIGITS
-        )
-    if "phase_rules" in rules and rules["phase_rules"] is None:
-        rules["phase_rules"] = {}  # no rules: the phase changes only when set
-    if rules.get("kick_rule") is not None:
-        rules["kick_rule"] = {**rules["kick_rule"], "confirmed": False}
-    params: dict[str, Any] = {"id": group_id}
-    for name in RULE_FIELDS:
-        value = rules.get(name)
-        params[f"set_{name}"] = name in rules
-        params[name] = jsonb(value) if name in ("phase_rules", "kick_rule") and value is not None else value
-    return await db.fetch_one("group_set_rules", params)
-
-
-async def _account_exists(db: Database, account_id: int) -> bool:
-    return (await db.fetch_one("group_admin_account_exists", {"account_id": account_id}))["exists"]
 
 
 async def _admins(client: BotClient, chat_id: int) -> set[int]:

@@ -29,9 +29,8 @@ from tgops.broadcast.jobs import (
 )
 from tgops.broadcast.submit import IdempotencyConflict, IdempotencyUnavailable, submit
 from tgops.cache.errors import RedisUnavailable
-from tgops.groups import maintenance, repository
-from tgops.groups.maintenance import RULE_FIELDS, UnknownAccount
-from tgops.groups.repository import GroupExists, ManagedGroup
+from tgops.groups import repository
+from tgops.groups.repository import RULE_FIELDS, GroupExists, ManagedGroup, UnknownAccount
 from tgops.validation import json_integer
 
 MAX_DB_ID = 2**63 - 1
@@ -287,7 +286,7 @@ async def update_group(
     group: ManagedGroup | None = None
     if rules:  # first: an unknown account refuses the whole request before anything is written
         try:
-            row = await maintenance.set_rules(db, group_id, **rules)
+            row = await repository.set_rules(db, group_id, **rules)
         except UnknownAccount as error:  # well-formed, but it names no account: the state refuses it
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
         group = _found(ManagedGroup(**row) if row else None, group_id)
@@ -314,7 +313,7 @@ async def confirm_kick_rule(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep
         raise HTTPException(
             status.HTTP_409_CONFLICT, "the removal rule has not run its preview yet; confirm after it has"
         )
-    row = await maintenance.confirm_kick_rule(db, group_id)
+    row = await repository.confirm_kick_rule(db, group_id)
     return _found(ManagedGroup(**row) if row else None, group_id)
 
 
