@@ -257,3 +257,29 @@ async def test_without_a_bot_token_the_gap_is_not_checked_and_the_member_count_j
     row = await group_row(db)
     assert row["member_count_at"] is not None and row["join_gap_detected_at"] is None
     assert backfills(dry_run) == []
+
+
+async def test_an_unknown_error_is_retried_as_a_counted_try_and_reported_after_the_last(
+    runtime, db, admin, make_pool, telegram, database_url
+):
+    def unknown(session, request):
+        if isinstance(request, functions.messages.GetChatInviteImportersRequest):
+            return errors.RPCError(request=request, message="SOMETHING_ODD", code=400)
+        return None
+
+    telegram.inject = unknown
+    first = BackfillJoinRequests(chat_id=CHAT, account_id=admin)
+    last = BackfillJoinRequests(
+        chat_id=CHAT, account_id=admin, tries=runtime.settings.group_backfill_max_tries - 1
+    )
+
+    await inspect_handle(runtime, received(first), pool=make_pool())
+    retried = decode(backfills(runtime)[-1].body, BackfillJoinRequests)
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("UPDATE mtproto_accounts SET cooldown_until = NULL")
+    await inspect_handle(runtime, received(last), pool=make_pool())
+
+    assert retried.tries == 1 and (await group_row(db))["join_backfill_error"].startswith(
+        "gave up after 5 tries"
+    )
+    assert len(backfills(runtime)) == 1  # the last try sent no continuation
