@@ -288,6 +288,13 @@ class Settings(BaseSettings):
     group_decision_wait_sec: float = Field(4, ge=0)  # per message: 10 in a batch stay inside 60 s
     group_member_count_interval_min: int = Field(60, ge=1)
     group_kick_interval_min: int = Field(60, ge=1)
+    # Join-request backfill through the group's admin account (groups area): at most one per interval per
+    # group, a refused group (not an admin, no such chat) asked again only after the refusal retry.
+    group_backfill_interval_min: int = Field(60, ge=1)
+    group_backfill_refused_retry_min: int = Field(1440, ge=1)
+    group_backfill_page_size: int = Field(100, ge=1, le=100)  # Telegram's limit per getChatInviteImporters
+    group_backfill_pages_per_message: int = Field(10, ge=1)  # then it goes on in a fresh message
+    group_backfill_max_tries: int = Field(5, ge=1)  # failures other than Telegram's flood limits
 
     # Ingress (api area). An update's claim is pending, this short, until its send is confirmed, and only
     # then kept for the dedupe TTL: a process killed mid-send holds Telegram's retries back this long at

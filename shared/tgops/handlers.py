@@ -13,7 +13,7 @@ from importlib import import_module
 
 QUEUE_HANDLERS: dict[str, str] = {
     "dm_queue": "tgops.dm.consumer:handle",
-    "tg-inspect": "tgops.orders.validation:handle",
+    "tg-inspect": "tgops.workers.inspect_queue:handle",  # order validation, join-request backfill
     "group_message_queue": "tgops.broadcast.consumer:handle",
     "tgms_queue": "tgops.groups.consumer:handle",
     "tg-setup-fast": "tgops.accounts.runner:handle",

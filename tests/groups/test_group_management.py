@@ -85,7 +85,7 @@ async def group(db, chat_id: int = CHAT) -> dict:
 async def managed(db, runtime):
     await add_groups(db, [CHAT])
     row = await group(db)
-    await maintenance.set_rules(db, row["id"], decision_interval_sec=0.3)
+    await repository.set_rules(db, row["id"], decision_interval_sec=0.3)
     return row
 
 
@@ -122,11 +122,11 @@ async def test_decisions_of_one_group_are_paced_and_each_request_decided_once(
 async def test_monitoring_holds_requests_or_declines_them_when_the_group_says_so(
     runtime, bot_api, db, managed, database_url
 ):
-    await maintenance.set_rules(db, managed["id"], phase="monitoring")
+    await repository.set_rules(db, managed["id"], phase="monitoring")
     await handle(runtime, received(join_request(31)))
     assert statuses(database_url) == {31: "pending"} and bot_api.calls == []
 
-    await maintenance.set_rules(db, managed["id"], monitoring_join_action="decline")
+    await repository.set_rules(db, managed["id"], monitoring_join_action="decline")
     await handle(runtime, received(join_request(32)))
     assert [c.params["user_id"] for c in bot_api.calls_to("declineChatJoinRequest")] == [32]
     assert statuses(database_url) == {31: "pending", 32: "declined"}
@@ -163,7 +163,7 @@ async def test_a_request_again_after_a_decision_is_a_new_request(runtime, bot_ap
 async def test_the_member_count_is_kept_with_its_history_and_moves_the_phase_by_the_groups_rule(
     runtime, bot_api, db, managed, settings
 ):
-    await maintenance.set_rules(db, managed["id"], phase_rules={"monitoring_at_members": 100})
+    await repository.set_rules(db, managed["id"], phase_rules={"monitoring_at_members": 100})
     bot_api.member_counts[CHAT] = 60
     await handle(runtime, received(GroupMaintenance(chat_id=CHAT, task="member_count")))
     assert (await group(db))["phase"] == "growth"
@@ -189,7 +189,7 @@ async def test_the_member_count_is_kept_with_its_history_and_moves_the_phase_by_
 
 async def test_requests_waiting_in_telegram_that_never_reached_us_are_reported(runtime, bot_api, db, managed):
     await repository.update_group(db, managed["id"], {"invite_link": "https://t.me/+abc"})
-    await maintenance.set_rules(db, managed["id"], phase="monitoring")
+    await repository.set_rules(db, managed["id"], phase="monitoring")
     await handle(runtime, received(join_request(51)))  # held: one known pending request
     bot_api.pending_join_requests[CHAT] = 4
 
@@ -213,14 +213,14 @@ async def test_inactive_members_are_previewed_first_then_removed_sparing_admins_
     bot_api.administrators[CHAT] = [62]
     bot_api.member_counts[CHAT] = 10
     await handle(runtime, received(GroupMaintenance(chat_id=CHAT, task="member_count")))
-    await maintenance.set_rules(db, managed["id"], kick_rule={"inactive_days": 30, "allow_user_ids": [63]})
+    await repository.set_rules(db, managed["id"], kick_rule={"inactive_days": 30, "allow_user_ids": [63]})
     client = bot_client(TOKEN, runtime.settings, runtime.redis(), db)
 
     preview = await maintenance.remove_inactive(db, client, CHAT)
     assert preview.preview and preview.removed == [61, 64] and bot_api.calls_to("banChatMember") == []
     assert preview.unknown == 5  # 10 members, 5 ever seen
 
-    await maintenance.confirm_kick_rule(db, managed["id"])
+    await repository.confirm_kick_rule(db, managed["id"])
     await handle(runtime, received(GroupMaintenance(chat_id=CHAT, task="kick_inactive")))
 
     assert sorted(c.params["user_id"] for c in bot_api.calls_to("banChatMember")) == [61, 64]

@@ -65,7 +65,8 @@ async def _maintain(runtime: Runtime, db: Database, job: GroupMaintenance) -> No
         return
     client = await main_bot(runtime)
     if job.task == "member_count":
-        await maintenance.refresh_member_count(db, client, job.chat_id)
+        backfill = maintenance.Backfill(runtime.queues(), runtime.settings)
+        await maintenance.refresh_member_count(db, client, job.chat_id, backfill_through=backfill)
     else:
         await maintenance.remove_inactive(db, client, job.chat_id)
 

@@ -4,14 +4,14 @@ missed join requests, inactive-member removal, and the periodic posts of `group_
 Missed join requests: Telegram keeps undelivered webhook updates for 24 h, but the Bot API cannot
 list pending requests. The group's invite link (`managed_groups.invite_link`) tells how many requests
 wait on it (`pending_join_request_count`); more than the group's open requests here is a gap, kept on
-the group (`join_gap_pending`, `join_gap_detected_at`) and logged. Backfilling the missing ones needs a
-user account of the fleet that is an admin of the group (MTProto's `messages.getChatInviteImporters`);
-that is not built yet.
+the group (`join_gap_pending`, `join_gap_detected_at`) and logged. When the group has a fleet account
+assigned as its admin (`admin_account_id`), a backfill is queued for the inspect worker, which lists
+the waiting requests through MTProto's `messages.getChatInviteImporters` (tgops.groups.backfill).
 
 Removal: activity is known only from what the bot has seen since it joined. A member is inactive when
 the bot has watched them (joined or spoke) for longer than the rule's `inactive_days` without a
 message; members the bot never saw are reported as unknown, never removed. Admins, the bot itself and
-`allow_user_ids` are spared. Until the operator confirms the rule (`confirm_kick_rule`), a run is a
+`allow_user_ids` are spared. Until the operator confirms the rule (`tgops.groups.repository.confirm_kick_rule`), a run is a
 preview: it records whom it would remove and removes nobody. Every removal is recorded with its reason.
 """
 
@@ -24,18 +24,22 @@ from typing import TYPE_CHECKING, Any
 from telegram.error import TelegramError
 
 from tgops.broadcast.sender import with_debug_code
-from tgops.db.params import jsonb
+from tgops.groups.backfill import request_backfill
 from tgops.telegram.bot_client import BotClient, Lane
 
 if TYPE_CHECKING:
+    from tgops.config import Settings
     from tgops.db.database import Database
+    from tgops.messaging.backend import QueueSender
 
 log = logging.getLogger(__name__)
 
 POSTS_PER_RUN = 50
 
 
-async def refresh_member_count(db: Database, client: BotClient, chat_id: int) -> int | None:
+async def refresh_member_count(
+    db: Database, client: BotClient, chat_id: int, *, backfill_through: Backfill | None = None
+) -> int | None:
     async def request(bot, _chat):
         return await bot.get_chat_member_count(chat_id)
 
@@ -50,12 +54,25 @@ async def refresh_member_count(db: Database, client: BotClient, chat_id: int) ->
         log.info(
             "group %s: phase %s -> %s at %d members", chat_id, row["previous_phase"], row["phase"], count
         )
-    await detect_join_gap(db, client, chat_id)
+    await detect_join_gap(db, client, chat_id, backfill_through=backfill_through)
     return count
 
 
-async def detect_join_gap(db: Database, client: BotClient, chat_id: int) -> int | None:
-    """Requests waiting on the group's invite link that never reached us; None when it cannot tell."""
+@dataclass(frozen=True)
+class Backfill:
+    """Where a detected gap's backfill is queued (tgops.groups.backfill.request_backfill)."""
+
+    queues: QueueSender
+    settings: Settings
+
+
+async def detect_join_gap(
+    db: Database, client: BotClient, chat_id: int, *, backfill_through: Backfill | None = None
+) -> int | None:
+    """Requests waiting on the group's invite link that never reached us; None when it cannot tell.
+    With `backfill_through`, a gap of a group that has an admin account is backfilled."""
+    if client.dry_run:  # no Telegram to ask: the outbox answers no invite link
+        return None
     group = await db.fetch_one("group_get_by_chat_id", {"chat_id": chat_id})
     if group is None or not group["invite_link"]:
         return None
@@ -76,6 +93,8 @@ async def detect_join_gap(db: Database, client: BotClient, chat_id: int) -> int 
     await db.execute("group_set_join_gap", {"chat_id": chat_id, "missing": missing})
     if missing:
         log.warning("group %s: %d join requests wait in Telegram that never reached us", chat_id, missing)
+        if backfill_through is not None:
+            await request_backfill(db, backfill_through.queues, backfill_through.settings, chat_id)
     return missing
 
 
@@ -126,30 +145,6 @@ async def remove_inactive(db: Database, client: BotClient, chat_id: int) -> Remo
     verb = "would remove" if preview else "removed"
     log.info("group %s: %s %d inactive members; %d members never seen", chat_id, verb, len(removed), unknown)
     return RemovalReport(chat_id, preview, removed, unknown)
-
-
-async def confirm_kick_rule(db: Database, group_id: int) -> dict[str, Any] | None:
-    """The operator saw the preview: the rule removes members from its next run on."""
-    return await db.fetch_one("group_confirm_kick_rule", {"id": group_id})
-
-
-async def set_rules(db: Database, group_id: int, **rules: Any) -> dict[str, Any] | None:
-    """Phase rules, join actions, decision interval, removal rule or phase of one group (None: unchanged)."""
-    params = {
-        name: rules.get(name)
-        for name in (
-            "phase_rules",
-            "growth_join_action",
-            "monitoring_join_action",
-            "decision_interval_sec",
-            "kick_rule",
-            "phase",
-        )
-    }
-    for name in ("phase_rules", "kick_rule"):
-        if params[name] is not None:
-            params[name] = jsonb(params[name])
-    return await db.fetch_one("group_set_rules", {"id": group_id, **params})
 
 
 async def _admins(client: BotClient, chat_id: int) -> set[int]:

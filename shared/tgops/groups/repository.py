@@ -2,6 +2,8 @@
 
 Groups are never deleted here: sent messages and join requests refer to their chats, and the
 broadcaster itself deactivates a group after repeated failures. "Delete" deactivates.
+The group-management rules (`set_rules`, `confirm_kick_rule`) are set here too, free of the Bot API
+client, so the HTTP API's cold start loads no python-telegram-bot.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from tgops.db.errors import ConflictError
+from tgops.db.params import jsonb
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
@@ -62,6 +65,15 @@ class ManagedGroup(BaseModel):
     kick_checked_at: datetime | None = None
     join_gap_pending: int | None = Field(None, description="join requests waiting in Telegram never received")
     join_gap_detected_at: datetime | None = None
+    admin_account_id: int | None = Field(
+        None,
+        description="the fleet account that is an admin of the group: missed join requests are backfilled",
+    )
+    join_backfill_requested_at: datetime | None = None
+    join_backfill_at: datetime | None = Field(None, description="the last backfill that went to the end")
+    join_backfill_recorded: int | None = Field(None, description="missed requests the last backfill recorded")
+    join_backfill_error: str | None = Field(None, description="why the last backfill could not run")
+    join_backfill_error_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -121,3 +133,57 @@ async def update_group(db: Database, group_id: int, changes: dict[str, Any]) -> 
 async def deactivate_group(db: Database, group_id: int) -> ManagedGroup | None:
     row = await db.fetch_one("group_deactivate", {"id": group_id})
     return ManagedGroup(**row) if row else None
+
+
+async def confirm_kick_rule(db: Database, group_id: int) -> dict[str, Any] | None:
+    """The operator saw the preview: the rule removes members from its next run on."""
+    return await db.fetch_one("group_confirm_kick_rule", {"id": group_id})
+
+
+RULE_FIELDS = (
+    "phase_rules",
+    "growth_join_action",
+    "monitoring_join_action",
+    "decision_interval_sec",
+    "kick_rule",
+    "phase",
+    "admin_account_id",
+)
+
+
+DECISION_INTERVAL_DIGITS = 3  # milliseconds: finer would underflow the column's float4
+
+
+class UnknownAccount(ValueError):
+    def __init__(self, account_id: int) -> None:
+        super().__init__(f"no fleet account with id {account_id}")
+
+
+async def set_rules(db: Database, group_id: int, **rules: Any) -> dict[str, Any] | None:
+    """Set the named rules of one group (a rule not named keeps its value; None clears a nullable one):
+    phase rules, join actions, decision interval, removal rule, phase, admin account. A removal rule
+    set here is unconfirmed: its next run is a preview again. Raises UnknownAccount."""
+    unknown = set(rules) - set(RULE_FIELDS)
+    if unknown:
+        raise ValueError(f"not a group rule: {', '.join(sorted(unknown))}")
+    account_id = rules.get("admin_account_id")
+    if account_id is not None and not await _account_exists(db, account_id):
+        raise UnknownAccount(account_id)
+    if rules.get("decision_interval_sec") is not None:  # a `real` column: what it cannot hold is rounded
+        rules["decision_interval_sec"] = round(
+            float(rules["decision_interval_sec"]), DECISION_INTERVAL_DIGITS
+        )
+    if "phase_rules" in rules and rules["phase_rules"] is None:
+        rules["phase_rules"] = {}  # no rules: the phase changes only when set
+    if rules.get("kick_rule") is not None:
+        rules["kick_rule"] = {**rules["kick_rule"], "confirmed": False}
+    params: dict[str, Any] = {"id": group_id}
+    for name in RULE_FIELDS:
+        value = rules.get(name)
+        params[f"set_{name}"] = name in rules
+        params[name] = jsonb(value) if name in ("phase_rules", "kick_rule") and value is not None else value
+    return await db.fetch_one("group_set_rules", params)
+
+
+async def _account_exists(db: Database, account_id: int) -> bool:
+    return (await db.fetch_one("group_admin_account_exists", {"account_id": account_id}))["exists"]

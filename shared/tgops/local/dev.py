@@ -205,6 +205,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, started: dict[str, s
     started = started or {}
     from tgops.accounts.runner import close_shared_runner
     from tgops.api.app import create_app, freeze_loaded_objects
+    from tgops.groups.backfill_worker import close_shared_pool as close_backfill_pool
     from tgops.local.loops import background_tasks
     from tgops.orders.validation import close_shared_inspector
     from tgops.runtime import Runtime
@@ -236,6 +237,7 @@ async def serve(settings: Settings, stop: asyncio.Event, *, started: dict[str, s
     await asyncio.gather(*tasks, return_exceptions=True)
     await close_shared_inspector(runtime)
     await close_shared_runner(runtime)
+    await close_backfill_pool(runtime)
     await runtime.close()
 
 

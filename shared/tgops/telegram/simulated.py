@@ -7,7 +7,11 @@ is deterministic, so the same link always gets the same answer:
 - a name starting with `missing` → UsernameNotOccupiedError; with `private` → ChannelPrivateError;
 - a name ending with `bot` → a bot user;
 - any other name → a public channel titled after the name, its member count derived from it;
-- an invite hash starting with `expired` → InviteHashExpiredError; any other → a private channel's invite.
+- an invite hash starting with `expired` → InviteHashExpiredError; `member-<channel id>` → the account is
+  in that supergroup (ChatInviteAlready: a managed group with chat id -100<channel id> and this invite
+  link is reachable by its admin account); any other → a private channel's invite;
+- GetChatInviteImporters (a group admin's pending join requests) → `pending_join_requests[channel id]`
+  when set, else a few requesters derived from the channel id, newest first, paged as Telegram pages.
 
 It also answers the account setup requests (tgops.accounts.executors) with a profile kept per session:
 2FA, name, privacy rules, profile photos, stories, uploads. Errors are injected as Telethon raises them:
@@ -29,6 +33,7 @@ import random
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from time import monotonic
 from typing import Any
 
@@ -55,6 +60,8 @@ class SimulatedTelegram:
     calls_while_cooling: Counter = field(default_factory=Counter)  # requests inside a FLOOD_WAIT we sent
     calls_after_ban: Counter = field(default_factory=Counter)  # requests after a ban we answered
     profiles: dict[str, SimulatedProfile] = field(default_factory=dict)
+    # channel id -> its pending join requests as (user id, unix date); unset: derived from the id
+    pending_join_requests: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     _connected: Counter = field(default_factory=Counter)
     _cooling_until: dict[str, float] = field(default_factory=dict)
     _flooded: set[str] = field(default_factory=set)
@@ -83,6 +90,8 @@ class SimulatedTelegram:
             return channel_messages(
                 channel_id, [wanted.id for wanted in request.id], self.post_count(channel_id)
             )
+        if isinstance(request, functions.messages.GetChatInviteImportersRequest):
+            return self.invite_importers(request)
         if type(request) in SETUP_REQUESTS:
             return self.setup_reply(session, request)
         raise errors.RPCError(request=request, message="METHOD_NOT_SIMULATED", code=400)
@@ -128,6 +137,11 @@ class SimulatedTelegram:
     def check_invite(self, request: functions.messages.CheckChatInviteRequest) -> types.ChatInvite:
         if request.hash.startswith("expired"):
             raise errors.InviteHashExpiredError(request=request)
+        member_of = request.hash.removeprefix("member-")
+        if member_of != request.hash and member_of.isdigit():
+            return types.ChatInviteAlready(
+                chat=supergroup(int(member_of), title=f"group {member_of} (simulated)")
+            )
         return chat_invite(
             title=f"private chat {request.hash[:8]} (simulated)",
             participants=_member_count(_stable_id(request.hash)),
@@ -135,6 +149,27 @@ class SimulatedTelegram:
 
     def full_participants(self, channel_id: int) -> int | None:
         return _member_count(channel_id)
+
+    def invite_importers(
+        self, request: functions.messages.GetChatInviteImportersRequest
+    ) -> types.messages.ChatInviteImporters:
+        """The chat's pending requests, newest first, after the request's offset user."""
+        peer = request.peer
+        chat_id = peer.channel_id if isinstance(peer, types.InputPeerChannel) else peer.chat_id
+        requests = self.pending_join_requests.get(chat_id)
+        if requests is None:
+            requests = [
+                (_stable_id(f"{chat_id}:{n}"), 1_700_000_000 + n * 60) for n in range(chat_id % 4 + 2)
+            ]
+        ordered = sorted(requests, key=lambda entry: (entry[1], entry[0]), reverse=True)
+        start = 0
+        if isinstance(request.offset_user, types.InputUser):
+            after = [
+                index for index, (user_id, _) in enumerate(ordered) if user_id == request.offset_user.user_id
+            ]
+            start = after[0] + 1 if after else len(ordered)
+        page = ordered[start : start + request.limit]
+        return invite_importers(page, count=len(ordered))
 
     def post_count(self, channel_id: int) -> int:
         """Posts 1..N exist in every simulated channel."""
@@ -199,6 +234,26 @@ def resolved_channel(
 def resolved_user(user_id: int, username: str, *, bot: bool, first_name: str) -> types.contacts.ResolvedPeer:
     user = types.User(id=user_id, access_hash=user_id * 7, bot=bot, first_name=first_name, username=username)
     return types.contacts.ResolvedPeer(peer=types.PeerUser(user_id), chats=[], users=[user])
+
+
+def supergroup(channel_id: int, *, title: str) -> types.Channel:
+    return types.Channel(
+        id=channel_id, title=title, photo=types.ChatPhotoEmpty(), date=None, access_hash=channel_id * 7,
+        megagroup=True,
+    )  # fmt: skip
+
+
+def invite_importers(requests: list[tuple[int, int]], *, count: int) -> types.messages.ChatInviteImporters:
+    """getChatInviteImporters' answer for (user id, unix date) pairs, with the users it names."""
+    importers = [
+        types.ChatInviteImporter(user_id=user_id, date=datetime.fromtimestamp(date, UTC), requested=True)
+        for user_id, date in requests
+    ]
+    users = [
+        types.User(id=user_id, access_hash=user_id * 7, first_name="Requester", username=f"user{user_id}")
+        for user_id, _ in requests
+    ]
+    return types.messages.ChatInviteImporters(count=count, importers=importers, users=users)
 
 
 def chat_invite(

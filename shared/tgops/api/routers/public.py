@@ -1,7 +1,9 @@
 """The public API for operators (API key in `X-API-Key`): broadcasts and managed groups.
 
 `DELETE /api/groups/{id}` deactivates the group rather than dropping its row: sent messages and join
-requests refer to its chat, and `PATCH` with `"is_active": true` brings it back.
+requests refer to its chat, and `PATCH` with `"is_active": true` brings it back. `PATCH` also sets the
+group's management rules (phase and its rules, join policy, removal rule, admin account); a removal rule
+removes nobody until `POST /api/groups/{id}/kick_rule/confirm` after its preview.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tgops.broadcast.jobs import (
 from tgops.broadcast.submit import IdempotencyConflict, IdempotencyUnavailable, submit
 from tgops.cache.errors import RedisUnavailable
 from tgops.groups import repository
-from tgops.groups.repository import GroupExists, ManagedGroup
+from tgops.groups.repository import RULE_FIELDS, GroupExists, ManagedGroup, UnknownAccount
 from tgops.validation import json_integer
 
 MAX_DB_ID = 2**63 - 1
@@ -142,6 +144,39 @@ class GroupCreate(StrictModel):
     final_message_allowed: StrictBool = Field(True, description="the broadcaster may post to this group")
 
 
+MemberCount = Annotated[int, Field(ge=0, le=10**9), BeforeValidator(json_integer)]
+UserId = Annotated[int, Field(ge=1, le=MAX_CHAT_ID), BeforeValidator(json_integer)]
+JoinAction = Literal["approve", "hold", "decline"]
+# json_integer refuses true and "1", which lax number parsing would take.
+DecisionInterval = Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False), BeforeValidator(json_integer)]
+AccountId = Annotated[int, Field(ge=1, le=MAX_CHAT_ID), BeforeValidator(json_integer)]  # JSON-safe ids
+
+
+class PhaseRules(StrictModel):
+    """When the phase changes by itself, at the hourly member count; a rule left out never fires."""
+
+    monitoring_at_members: MemberCount | None = Field(None, description="growth -> monitoring at this count")
+    growth_below_members: MemberCount | None = Field(
+        None, description="monitoring -> growth below this count"
+    )
+
+    def flapping(self) -> str | None:
+        """Why these rules would move the phase back and forth every hour, or None. (Not a field
+        constraint: JSON Schema cannot say it, and the schema must accept what the route accepts.)"""
+        high, low = self.monitoring_at_members, self.growth_below_members
+        if high is not None and low is not None and low > high:
+            return "growth_below_members must not be above monitoring_at_members: the phase would flap"
+        return None
+
+
+class KickRule(StrictModel):
+    """Inactive-member removal: members watched this long without a message are removed, sparing admins,
+    the bot and `allow_user_ids`. Setting a rule makes it unconfirmed: its next run is a preview."""
+
+    inactive_days: int = Field(ge=1, le=3650)
+    allow_user_ids: list[UserId] = Field(default_factory=list, max_length=1000)
+
+
 class GroupUpdate(StrictModel):
     """The fields to change; a field left out keeps its value. Setting is_active clears the failure streak."""
 
@@ -154,6 +189,17 @@ class GroupUpdate(StrictModel):
     invite_link: InviteLink | None = None
     is_active: StrictBool = _optional()
     final_message_allowed: StrictBool = _optional()
+    phase: Literal["growth", "monitoring"] = _optional()
+    phase_rules: PhaseRules = _optional()
+    growth_join_action: JoinAction = _optional()
+    monitoring_join_action: JoinAction = _optional()
+    decision_interval_sec: DecisionInterval | None = Field(
+        None, description="seconds between decisions; null: the default"
+    )
+    kick_rule: KickRule | None = Field(None, description="null: no removal")
+    admin_account_id: AccountId | None = Field(
+        None, description="a fleet account (mtproto_accounts) that is an admin of the group; null: none"
+    )
 
     @model_validator(mode="after")
     def _names_a_field(self) -> GroupUpdate:
@@ -212,13 +258,63 @@ async def get_group(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep) -> Man
     return _found(await repository.get_group(await runtime.database(), group_id), group_id)
 
 
-@router.patch("/groups/{group_id}", tags=["groups"], responses={**BAD_BODY, **NOT_FOUND})
+@router.patch(
+    "/groups/{group_id}",
+    tags=["groups"],
+    responses={
+        **BAD_BODY,
+        **NOT_FOUND,
+        409: {
+            "model": ErrorResponse,
+            "description": "admin_account_id names no fleet account, or the phase rules contradict",
+        },
+    },
+)
 async def update_group(
     group_id: GroupId, request: GroupUpdate, runtime: RuntimeDep, _: ApiKeyDep
 ) -> ManagedGroup:
-    """Change the active flag, the final-message flag or the display fields."""
+    """Change the active flag, the final-message flag, the display fields or the management rules."""
+    db = await runtime.database()
     changes = request.model_dump(exclude_unset=True)
-    return _found(await repository.update_group(await runtime.database(), group_id, changes), group_id)
+    rules = {name: changes.pop(name) for name in RULE_FIELDS if name in changes}
+    if request.kick_rule is not None:
+        rules["kick_rule"] = request.kick_rule.model_dump()  # whole: its defaults included
+    if request.phase_rules is not None:
+        if reason := request.phase_rules.flapping():
+            raise HTTPException(status.HTTP_409_CONFLICT, reason)
+        rules["phase_rules"] = request.phase_rules.model_dump(exclude_none=True)
+    group: ManagedGroup | None = None
+    if rules:  # first: an unknown account refuses the whole request before anything is written
+        try:
+            row = await repository.set_rules(db, group_id, **rules)
+        except UnknownAccount as error:  # well-formed, but it names no account: the state refuses it
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+        group = _found(ManagedGroup(**row) if row else None, group_id)
+    if changes:
+        group = _found(await repository.update_group(db, group_id, changes), group_id)
+    return group
+
+
+@router.post(
+    "/groups/{group_id}/kick_rule/confirm",
+    tags=["groups"],
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "no removal rule, or its preview has not run yet"},
+    },
+)
+async def confirm_kick_rule(group_id: GroupId, runtime: RuntimeDep, _: ApiKeyDep) -> ManagedGroup:
+    """The operator saw the preview ("would remove N"): the rule removes members from its next run on."""
+    db = await runtime.database()
+    group = _found(await repository.get_group(db, group_id), group_id)
+    if group.kick_rule is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "the group has no removal rule to confirm")
+    if group.kick_checked_at is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "the removal rule has not run its preview yet; confirm after it has"
+        )
+    row = await repository.confirm_kick_rule(db, group_id)
+    return _found(ManagedGroup(**row) if row else None, group_id)
 
 
 @router.delete("/groups/{group_id}", tags=["groups"], responses=NOT_FOUND)

@@ -244,17 +244,59 @@ WHERE id = %(id)s AND kick_rule IS NOT NULL
 RETURNING *;
 
 -- name: group_set_rules
--- Phase rules, join policy per phase, decision pacing and the removal rule of one group.
+-- Phase rules, join policy per phase, decision pacing, the removal rule and the admin account of one
+-- group. Each `set_<field>` flag says whether the request named that field, so a field can be cleared.
+-- Another admin account starts afresh: the previous one's refusal is not its own.
 UPDATE managed_groups SET
-    phase_rules            = coalesce(%(phase_rules)s, phase_rules),
-    growth_join_action     = coalesce(%(growth_join_action)s, growth_join_action),
-    monitoring_join_action = coalesce(%(monitoring_join_action)s, monitoring_join_action),
-    decision_interval_sec  = coalesce(%(decision_interval_sec)s, decision_interval_sec),
-    kick_rule              = coalesce(%(kick_rule)s, kick_rule),
-    phase                  = coalesce(%(phase)s, phase),
+    phase_rules            = CASE WHEN %(set_phase_rules)s THEN %(phase_rules)s ELSE phase_rules END,
+    growth_join_action     = CASE WHEN %(set_growth_join_action)s
+                                  THEN %(growth_join_action)s ELSE growth_join_action END,
+    monitoring_join_action = CASE WHEN %(set_monitoring_join_action)s
+                                  THEN %(monitoring_join_action)s ELSE monitoring_join_action END,
+    decision_interval_sec  = CASE WHEN %(set_decision_interval_sec)s
+                                  THEN %(decision_interval_sec)s ELSE decision_interval_sec END,
+    kick_rule              = CASE WHEN %(set_kick_rule)s THEN %(kick_rule)s ELSE kick_rule END,
+    kick_checked_at        = CASE WHEN %(set_kick_rule)s THEN NULL ELSE kick_checked_at END,  -- preview soon
+    phase_changed_at       = CASE WHEN %(set_phase)s AND %(phase)s IS DISTINCT FROM phase
+                                  THEN now() ELSE phase_changed_at END,
+    phase                  = CASE WHEN %(set_phase)s THEN %(phase)s ELSE phase END,
+    join_backfill_error    = CASE WHEN %(set_admin_account_id)s
+                                   AND %(admin_account_id)s::bigint IS DISTINCT FROM admin_account_id
+                                  THEN NULL ELSE join_backfill_error END,
+    join_backfill_error_at = CASE WHEN %(set_admin_account_id)s
+                                   AND %(admin_account_id)s::bigint IS DISTINCT FROM admin_account_id
+                                  THEN NULL ELSE join_backfill_error_at END,
+    admin_account_id       = CASE WHEN %(set_admin_account_id)s
+                                  THEN %(admin_account_id)s::bigint ELSE admin_account_id END,
     updated_at             = now()
 WHERE id = %(id)s
 RETURNING *;
+
+-- name: group_admin_account_exists
+SELECT EXISTS (SELECT 1 FROM mtproto_accounts WHERE id = %(account_id)s) AS exists;
+
+-- name: group_request_backfill
+-- A group with a gap and an admin account gets one backfill per interval; a refused one waits longer.
+UPDATE managed_groups SET join_backfill_requested_at = now()
+WHERE chat_id = %(chat_id)s AND admin_account_id IS NOT NULL AND coalesce(join_gap_pending, 0) > 0
+  AND (join_backfill_requested_at IS NULL
+       OR join_backfill_requested_at < now() - make_interval(mins => %(interval_min)s))
+  AND (join_backfill_error_at IS NULL
+       OR join_backfill_error_at < now() - make_interval(mins => %(refused_retry_min)s))
+RETURNING chat_id, admin_account_id, invite_link, username;
+
+-- name: group_backfill_target
+SELECT chat_id, admin_account_id, invite_link, username FROM managed_groups WHERE chat_id = %(chat_id)s;
+
+-- name: group_backfill_done
+UPDATE managed_groups SET
+    join_backfill_at = now(), join_backfill_recorded = %(recorded)s,
+    join_backfill_error = NULL, join_backfill_error_at = NULL
+WHERE chat_id = %(chat_id)s;
+
+-- name: group_backfill_failed
+UPDATE managed_groups SET join_backfill_error = %(error)s, join_backfill_error_at = now()
+WHERE chat_id = %(chat_id)s;
 
 -- name: group_posts_claim_due
 -- Due posts move to their next time before they are sent: a post goes out at most once per slot.
