@@ -6,7 +6,7 @@ import copy
 import json
 import tomllib
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, get_args
 
 import pytest
@@ -473,3 +473,50 @@ def test_every_fargate_worker_has_an_xray_daemon_beside_it_and_may_write_traces(
     role = resources(template, "AWS::IAM::Role")[referenced_id(properties["TaskRoleArn"], "Arn")]
     policies = [literal_text(arn) or "" for arn in role.get("ManagedPolicyArns", [])]
     assert any(arn.endswith(":policy/AWSXRayDaemonWriteAccess") for arn in policies), task_definition_id
+
+
+def send_grants(statements: list[dict[str, Any]]) -> set[str]:
+    """Queue logical ids these IAM statements let send, "*" for the stack's every queue."""
+    granted: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if statement.get("Effect") != "Allow" or "sqs:SendMessage" not in actions:
+            continue
+        targets = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        for target in targets:
+            if (literal_text(target) or "").endswith(":${AWS::StackName}-*"):
+                granted.add("*")
+            elif referenced_id(target, "Arn"):
+                granted.add(referenced_id(target, "Arn"))
+    return granted
+
+
+def queues_allowed_to_send(template: Template, producer: str) -> set[str]:
+    if producer in {spec.consumer.name for spec in topology.QUEUES if spec.consumer.runtime == "fargate"}:
+        _, task_definition = worker_task_definition(template, producer)
+        role = resources(template, "AWS::IAM::Role")[referenced_id(task_definition["TaskRoleArn"], "Arn")]
+        return send_grants([s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]])
+    [function] = [
+        properties
+        for properties in resources(template, "AWS::Serverless::Function").values()
+        if PurePosixPath(properties["CodeUri"]).name == producer
+    ]
+    granted: set[str] = set()
+    for policy in function.get("Policies", []):
+        if "SQSSendMessagePolicy" in policy:
+            granted.add(referenced_id(policy["SQSSendMessagePolicy"]["QueueName"], "QueueName"))
+        granted |= send_grants(policy.get("Statement", []))
+    return granted
+
+
+@pytest.mark.parametrize("spec", topology.QUEUES, ids=lambda spec: spec.name)
+def test_every_producer_of_a_queue_may_send_to_it(template, spec):
+    queue_id = queue_logical_ids(template)[spec.physical_name(QUEUE_PREFIX)]
+    refused = [
+        producer
+        for producer in ("http_api", *spec.producers)
+        if not queues_allowed_to_send(template, producer) & {queue_id, "*"}
+    ]
+    assert refused == [], f"may not send to {spec.name}"

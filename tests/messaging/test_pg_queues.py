@@ -89,7 +89,7 @@ async def test_deduplication_outlives_the_delete_and_ends_after_its_interval(que
 
 def spec(name: str, retention_sec: int) -> QueueSpec:
     consumer = Consumer("nobody", "fargate", timeout_sec=1, batch_size=1, concurrency=1)
-    return QueueSpec(name, consumer, Priority.BULK, retention_sec=retention_sec)
+    return QueueSpec(name, consumer, Priority.BULK, producers=(), retention_sec=retention_sec)
 
 
 async def test_messages_expire_after_the_retention_period_in_the_queue_and_in_the_dlq(

@@ -35,6 +35,9 @@ class QueueSpec:
     name: str
     consumer: Consumer
     priority: Priority
+    # Functions and workers that send to it, besides the API (whose DLQ replay sends to every queue).
+    # template.yaml must let each of them send (tests/test_template.py).
+    producers: tuple[str, ...]
     fifo: bool = False  # FIFO queues keep one chat's updates in the order Telegram sent them
     retention_sec: int = 4 * 24 * 3600
 
@@ -57,33 +60,40 @@ DM = QueueSpec(
     "dm_queue",
     Consumer("dm_consumer", "lambda", timeout_sec=30, batch_size=10, concurrency=20),
     Priority.HIGH,
+    producers=(),  # the webhooks
     fifo=True,
 )
 TGMS = QueueSpec(
     "tgms_queue",
     Consumer("group_consumer", "lambda", timeout_sec=60, batch_size=10, concurrency=10),
     Priority.HIGH,
+    producers=("group_tick", "group_consumer", "inspect"),  # maintenance, decisions, backfilled requests
     fifo=True,
 )
 GROUP_MESSAGE = QueueSpec(
     "group_message_queue",
     Consumer("broadcast_consumer", "lambda", timeout_sec=120, batch_size=5, concurrency=2),
     Priority.BULK,
+    producers=("broadcast_consumer",),  # continuations, paused jobs
 )
 INSPECT = QueueSpec(
     "tg-inspect",
     Consumer("inspect", "fargate", timeout_sec=180, batch_size=10, concurrency=32),
     Priority.NORMAL,
+    # validations, rechecks, continuations and paused jobs, join-request backfills
+    producers=("poll_orders", "generate_tasks", "inspect", "group_consumer"),
 )
 SETUP_FAST = QueueSpec(
     "tg-setup-fast",
     Consumer("setup", "fargate", timeout_sec=120, batch_size=10, concurrency=16),
     Priority.NORMAL,
+    producers=("dispatch_setup",),
 )
 SETUP_MEDIA = QueueSpec(
     "tg-setup-media",
     Consumer("setup", "fargate", timeout_sec=300, batch_size=2, concurrency=2),
     Priority.BULK,
+    producers=("dispatch_setup",),
 )
 
 QUEUES: tuple[QueueSpec, ...] = (DM, TGMS, GROUP_MESSAGE, INSPECT, SETUP_FAST, SETUP_MEDIA)
