@@ -17,9 +17,10 @@ group_message_queue, per-chat FIFO groups for tgms_queue); a job fans out to all
     Strict: every sendMessage/sendPhoto that reached the fake server, whatever its answer, at the time
     the server read it; a window starts at each send and is one second long, half-open. Printed with
     the same counts at the times the client handed each request to HTTP (`_at_client`) and the
-    transit between the two (`c_transit_ms_*`): what no client-side limiter can see or control. At
-    the default rate and margin, sends are 208 ms apart, so a window breaks only when a send reaches
-    the server more than 40 ms later, relative to the fifth send after it, than that one does;
+    transit between the two (`c_transit_ms_*`), which no client can see or control. Slots alone (208 ms
+    apart at the defaults) break a window whenever a send reaches the server over 40 ms later,
+    relative to the fifth send after it, than that one does; the limiter therefore counts each send
+    at the latest it can have arrived (its answer), and the strict figure holds whatever the transit;
 (d) a burst of 1,000 join requests over 50 groups (growth phase: approve, 1 decision/s per group):
     each decided exactly once, approval p95 ÷ the pacing bound, the larger of the per-group bound
     (requests per group - 1 seconds) and the bot's priority lane (1,000 ÷ its rate per second);

@@ -175,7 +175,7 @@ async def test_a_call_never_answered_is_held_in_flight_only_as_long_as_a_call_ca
     assert departure == (Departure.GO, 0)
 
 
-async def test_a_429_pause_turns_a_departure_back_to_reserving(redis_client):
+async def test_a_429_pause_holds_a_departure_until_it_ends(redis_client):
     bot = limiter(redis_client)
     await bot.pause(2)
 

@@ -254,13 +254,13 @@ class SendLimiter:
                 return loop.time() + wait_ms / 1000
             await asyncio.sleep(wait_ms / 1000)
 
-    async def depart(self, slot: float, lane: Lane, chat_id: int | None, call_id: str) -> bool:
-        """Sleep until the slot, then until the call may go; False when a 429 paused the bot (reserve again)."""
+    async def depart(self, slot: float, lane: Lane, chat_id: int | None, call_id: str) -> None:
+        """Sleep until the slot, then until the call may go (after any 429 pause), and let it go."""
         await asyncio.sleep(max(0.0, slot - asyncio.get_running_loop().time()))
         while True:
             departure, wait_ms = await self.try_depart(lane, chat_id, call_id)
-            if departure is not Departure.WAIT:
-                return departure is Departure.GO
+            if departure is Departure.GO:
+                return
             await asyncio.sleep(wait_ms / 1000)
 
     async def pause(self, seconds: float) -> None:
@@ -392,8 +392,7 @@ class BotClient:
             if prepare is not None:
                 await prepare(chat_id)
             call_id = uuid.uuid4().hex
-            if not await self.limiter.depart(slot, lane, chat_id, call_id):
-                continue
+            await self.limiter.depart(slot, lane, chat_id, call_id)
             try:
                 return await self._sent(request, chat_id, lane, call_id)
             except RetryAfter as error:

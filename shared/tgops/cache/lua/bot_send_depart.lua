@@ -13,7 +13,7 @@
 -- stay in flight (ms), ARGV[7] now (ms; absent: the Redis server's clock, the one every consumer
 -- shares; given by tests that drive the clock).
 -- Returns {1, 0} when the call goes now (and is recorded in flight), {0, ms to wait before asking
--- again}, or {-1, ms of pause left} when a 429 paused the bot (reserve again).
+-- again}, or {-1, ms of pause left} when a 429 paused the bot (the call keeps its turn: ask again then).
 local now
 if ARGV[7] then
   now = tonumber(ARGV[7])
