@@ -1,6 +1,6 @@
 """Broadcaster and join-request benchmark against a fake Bot API server over real HTTP.
 
-    python bench/broadcaster.py [--groups 1000]
+    python bench/broadcaster.py [--groups 1000] [--parts abcd] [--stall-ms 0]
 
 Real Postgres and Redis (tgops.local.services); the Bot API is tests/fakes/bot_api_server.py on
 127.0.0.1 in a process of its own (so the times it records are not held up by the consumers' event
@@ -13,13 +13,23 @@ group_message_queue, per-chat FIFO groups for tgms_queue); a job fans out to all
 (b) one job to N other groups, 1% of calls answered 429 retry_after 1 s and 3% of the groups kicking
     the bot (403): completion time ÷ (N ÷ rate) (goal <= 1.15), messages lost and duplicated (goal 0);
 (c) over every send of (a), (b) and two concurrent jobs to the same 20 groups: one-second windows
-    holding more sends than the configured rate, and sends to a group closer than 3 s (goal 0 each);
+    holding more sends than the configured rate, and sends to a group closer than 3 s (goal 0 each).
+    Strict: every sendMessage/sendPhoto that reached the fake server, whatever its answer, at the time
+    the server read it; a window starts at each send and is one second long, half-open. Printed with
+    the same counts at the times the client handed each request to HTTP (`_at_client`) and the
+    transit between the two (`c_transit_ms_*`), which no client can see or control. Slots alone (208 ms
+    apart at the defaults) break a window whenever a send reaches the server over 40 ms later,
+    relative to the fifth send after it, than that one does; the limiter therefore counts each send
+    at the latest it can have arrived (its answer), and the strict figure holds whatever the transit;
 (d) a burst of 1,000 join requests over 50 groups (growth phase: approve, 1 decision/s per group):
     each decided exactly once, approval p95 ÷ the pacing bound, the larger of the per-group bound
     (requests per group - 1 seconds) and the bot's priority lane (1,000 ÷ its rate per second);
     goal p95 <= bound + 5 s.
 
 At the defaults (a) and (b) take N ÷ 5 s each: about 7 minutes for 1,000 groups. Ends with one JSON line.
+For quicker runs, `--groups` sizes (a) and (b) and `--parts` picks the parts ((c) then counts the
+sends of the parts run). `--stall-ms S` blocks the consumers' event loop for up to S ms at random
+moments (a loaded machine, on the client side) to show what the limiter holds under it.
 """
 
 from __future__ import annotations
@@ -37,9 +47,11 @@ import sys
 import time
 from collections import Counter, defaultdict, deque
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
+from telegram.request import HTTPXRequest
 from ulid import ULID
 
 from tgops.broadcast.consumer import handle as broadcast_handle
@@ -61,6 +73,7 @@ FLOOD_SHARE, KICKED_SHARE = 0.01, 0.03
 CONTENTION_GROUPS = 20
 JOIN_REQUESTS, JOIN_GROUPS = 1000, 50
 FIFO_BATCH = 10
+SEND_METHODS = ("sendMessage", "sendPhoto")
 
 
 class RemoteFake:
@@ -86,7 +99,11 @@ class RemoteFake:
         return [call for call in self.calls if call.method == method]
 
     def delivered(self) -> list[Any]:
-        return [c for c in self.calls if c.method in ("sendMessage", "sendPhoto") and c.status == 200]
+        return [c for c in self.calls if c.method in SEND_METHODS and c.status == 200]
+
+    def sends(self) -> list[Any]:
+        """Every send that reached the server, whatever it answered."""
+        return [c for c in self.calls if c.method in SEND_METHODS]
 
     def set_policy(self, kicked: set[int] | None, flood_share: float = 0.0) -> None:
         self._ask("policy", (sorted(kicked) if kicked is not None else None, flood_share))
@@ -212,6 +229,44 @@ async def run_job(url: str, queues: LocalQueues, job: BroadcastJob) -> float:
     return time.monotonic() - started
 
 
+class ClientSendTimes:
+    """When the consumers hand each send to HTTP (python-telegram-bot's HTTPXRequest), per chat."""
+
+    def __init__(self) -> None:
+        self.times: list[tuple[int, float]] = []
+        original = HTTPXRequest.do_request
+        recorder = self
+
+        async def do_request(self, url, method, request_data=None, *args, **kwargs):
+            if url.rsplit("/", 1)[-1] in SEND_METHODS and request_data is not None:
+                recorder.times.append((request_data.parameters.get("chat_id"), time.time()))
+            return await original(self, url, method, request_data, *args, **kwargs)
+
+        HTTPXRequest.do_request = do_request
+
+
+async def stall_the_loop(max_ms: float, rng: random.Random) -> None:
+    """A loaded machine as the consumers see it: now and then their event loop does not run."""
+    while True:
+        await asyncio.sleep(rng.uniform(0.2, 0.6))
+        time.sleep(rng.uniform(0, max_ms) / 1000)  # blocking on purpose
+
+
+def transit_ms(arrivals: list[Any], departures: list[tuple[int, float]]) -> list[float]:
+    """Server arrival minus client hand-off, pairing each chat's sends in order."""
+    sent = defaultdict(list)
+    for chat, at in departures:
+        sent[chat].append(at)
+    seen = defaultdict(list)
+    for call in arrivals:
+        seen[call.chat_id].append(call.at)
+    return sorted(
+        (arrived - left) * 1000
+        for chat, times in seen.items()
+        for arrived, left in zip(sorted(times), sorted(sent[chat]), strict=False)
+    )
+
+
 def windows_above(times: list[float], limit: float) -> int:
     """One-second windows (one starting at each send) that hold more sends than `limit`."""
     times = sorted(times)
@@ -248,10 +303,14 @@ def join_request(chat_id: int, user_id: int) -> TelegramUpdateReceived:
     return TelegramUpdateReceived(bot_id=0, update_id=user_id, update_type="chat_join_request", update=update)
 
 
-async def main(groups: int) -> None:
+async def main(groups: int, parts: str, stall_ms: float) -> None:
     logging.basicConfig(level=logging.ERROR)
     fake_module = load_fake()
     rng = random.Random(13)
+    client_times = ClientSendTimes()
+    figures: dict[str, Any] = {"benchmark": "broadcaster", "groups": groups, "consumers": CONSUMERS}
+    if parts != "abcd" or stall_ms:
+        figures |= {"parts": parts, "stall_ms": stall_ms}
     with throwaway_postgres_and_redis() as (postgres, redis_server):
         url = postgres.url()
         apply_migrations(url)
@@ -268,62 +327,73 @@ async def main(groups: int) -> None:
         runtime = Runtime(settings, queue_sender=queues)
         workers = [asyncio.create_task(broadcast_consumer(runtime, queues)) for _ in range(CONSUMERS)]
         workers += [asyncio.create_task(group_consumer(runtime, queues)) for _ in range(CONSUMERS)]
+        if stall_ms:
+            workers.append(asyncio.create_task(stall_the_loop(stall_ms, random.Random(17))))
         rate = settings.broadcast_rate_per_sec
+        figures["configured_rate_per_sec"] = rate
         content = TextContent(type="text", text="We are live: join now")
 
-        # (a) no failures
-        a_chats = [-1_000_000_000 - n for n in range(groups)]
-        add_groups(url, a_chats)
-        await run_job(url, queues, BroadcastJob(content=content))
-        a_calls = [c for c in fake.delivered() if c.chat_id in set(a_chats)]
-        a_times = sorted(c.at for c in a_calls)
-        achieved = (len(a_times) - 1) / (a_times[-1] - a_times[0])
+        if "a" in parts:  # no failures
+            a_chats = [-1_000_000_000 - n for n in range(groups)]
+            add_groups(url, a_chats)
+            await run_job(url, queues, BroadcastJob(content=content))
+            a_calls = [c for c in fake.delivered() if c.chat_id in set(a_chats)]
+            a_times = sorted(c.at for c in a_calls)
+            achieved = (len(a_times) - 1) / (a_times[-1] - a_times[0])
+            figures |= {
+                "a_sends": len(a_calls),
+                "a_achieved_rate_per_sec": round(achieved, 3),
+                "a_achieved_over_configured": round(achieved / rate, 3),
+            }
 
-        # (b) 1% 429, 3% kicked
-        b_chats = [-2_000_000_000 - n for n in range(groups)]
-        kicked = set(rng.sample(b_chats, round(groups * KICKED_SHARE)))
-        add_groups(url, b_chats)
-        mark = len(fake.calls)
-        fake.set_policy(kicked, FLOOD_SHARE)
-        b_sec = await run_job(url, queues, BroadcastJob(content=content))
-        fake.set_policy(None)
-        b_delivered = Counter(c.chat_id for c in fake.delivered() if c.chat_id in set(b_chats))
-        expected = set(b_chats) - kicked
-        lost = len(expected - set(b_delivered))
-        duplicates = sum(count - 1 for count in b_delivered.values() if count > 1)
-        floods = sum(1 for c in fake.calls[mark:] if c.status == 429)
+        if "b" in parts:  # 1% 429, 3% kicked
+            b_chats = [-2_000_000_000 - n for n in range(groups)]
+            kicked = set(rng.sample(b_chats, round(groups * KICKED_SHARE)))
+            add_groups(url, b_chats)
+            mark = len(fake.calls)
+            fake.set_policy(kicked, FLOOD_SHARE)
+            b_sec = await run_job(url, queues, BroadcastJob(content=content))
+            fake.set_policy(None)
+            b_delivered = Counter(c.chat_id for c in fake.delivered() if c.chat_id in set(b_chats))
+            expected = set(b_chats) - kicked
+            figures |= {
+                "b_completion_sec": round(b_sec, 1),
+                "b_ideal_sec": groups / rate,
+                "b_completion_over_ideal": round(b_sec / (groups / rate), 3),
+                "b_429s": sum(1 for c in fake.calls[mark:] if c.status == 429),
+                "b_kicked_groups": len(kicked),
+                "b_lost": len(expected - set(b_delivered)),
+                "b_duplicates": sum(count - 1 for count in b_delivered.values() if count > 1),
+            }
 
-        # (c) two jobs at once to the same groups
-        c_chats = [-3_000_000_000 - n for n in range(CONTENTION_GROUPS)]
-        add_groups(url, c_chats)
-        await asyncio.gather(
-            run_job(url, queues, BroadcastJob(content=content)),
-            run_job(url, queues, BroadcastJob(content=content)),
-        )
-        sends = fake.delivered()
-        all_times = [c.at for c in sends]
+        if "c" in parts:  # two jobs at once to the same groups
+            c_chats = [-3_000_000_000 - n for n in range(CONTENTION_GROUPS)]
+            add_groups(url, c_chats)
+            await asyncio.gather(
+                run_job(url, queues, BroadcastJob(content=content)),
+                run_job(url, queues, BroadcastJob(content=content)),
+            )
+        sends = fake.sends()
+        departures = list(client_times.times)
         group_spacing = max(settings.broadcast_group_spacing_sec, 3.0)
+        transits = transit_ms(sends, departures)
+        figures |= {
+            "c_sends_checked": len(sends),
+            "c_windows_above_rate": windows_above([c.at for c in sends], rate),
+            "c_group_spacing_violations": spacing_violations(sends, group_spacing),
+            "c_windows_above_rate_at_client": windows_above([at for _, at in departures], rate),
+            "c_group_spacing_violations_at_client": spacing_violations(
+                [SimpleNamespace(chat_id=chat, at=at) for chat, at in departures], group_spacing
+            ),
+            "c_transit_ms_p50": round(statistics.median(transits), 1) if transits else None,
+            "c_transit_ms_p99": round(statistics.quantiles(transits, n=100)[98], 1)
+            if len(transits) > 1
+            else None,
+            "c_transit_ms_max": round(transits[-1], 1) if transits else None,
+        }
 
-        # (d) join requests
-        d_chats = [-4_000_000_000 - n for n in range(JOIN_GROUPS)]
-        add_groups(url, d_chats)
-        burst = [(chat, 10_000 + n) for n in range(JOIN_REQUESTS) for chat in [d_chats[n % JOIN_GROUPS]]]
-        rng.shuffle(burst)
-        burst_at = time.time()
-        for chat, user in burst:
-            update = join_request(chat, user)
-            queues.put_fifo(f"0:{chat}", encode(update))
-        while len(fake.calls_to("approveChatJoinRequest")) < JOIN_REQUESTS and time.time() - burst_at < 600:
-            await asyncio.sleep(1)
-        await asyncio.sleep(2)  # anything decided twice would show by now
-        approvals = fake.calls_to("approveChatJoinRequest")
-        decided = Counter((c.chat_id, c.params["user_id"]) for c in approvals)
-        latencies = sorted(c.at - burst_at for c in approvals)
-        p95 = statistics.quantiles(latencies, n=100)[94] if len(latencies) > 1 else None
-        per_group_bound = (JOIN_REQUESTS / JOIN_GROUPS - 1) * settings.group_decision_interval_sec
-        priority_rate = 1000 / Pacing.from_settings(settings).priority_interval_ms
-        lane_bound = JOIN_REQUESTS / priority_rate
-        pacing_bound = max(per_group_bound, lane_bound)
+        if "d" in parts:  # join requests
+            figures |= await join_request_burst(settings, url, queues, fake, rng)
 
         for worker in workers:
             worker.cancel()
@@ -333,42 +403,49 @@ async def main(groups: int) -> None:
         await runtime.close()
         fake.stop()
 
-    print(
-        json.dumps(
-            {
-                "benchmark": "broadcaster",
-                "groups": groups,
-                "consumers": CONSUMERS,
-                "configured_rate_per_sec": rate,
-                "a_sends": len(a_calls),
-                "a_achieved_rate_per_sec": round(achieved, 3),
-                "a_achieved_over_configured": round(achieved / rate, 3),
-                "b_completion_sec": round(b_sec, 1),
-                "b_ideal_sec": groups / rate,
-                "b_completion_over_ideal": round(b_sec / (groups / rate), 3),
-                "b_429s": floods,
-                "b_kicked_groups": len(kicked),
-                "b_lost": lost,
-                "b_duplicates": duplicates,
-                "c_sends_checked": len(all_times),
-                "c_windows_above_rate": windows_above(all_times, rate),
-                "c_group_spacing_violations": spacing_violations(sends, group_spacing),
-                "d_join_requests": JOIN_REQUESTS,
-                "d_groups": JOIN_GROUPS,
-                "d_decided_once": sum(1 for n in decided.values() if n == 1),
-                "d_decided_twice_or_more": sum(1 for n in decided.values() if n > 1),
-                "d_undecided": JOIN_REQUESTS - len(decided),
-                "d_approval_p95_sec": round(p95, 2) if p95 is not None else None,
-                "d_pacing_bound_sec": round(pacing_bound, 1),
-                "d_per_group_bound_sec": round(per_group_bound, 1),
-                "d_priority_lane_bound_sec": round(lane_bound, 1),
-                "d_p95_minus_bound_sec": round(p95 - pacing_bound, 2) if p95 is not None else None,
-            }
-        )
-    )
+    print(json.dumps(figures))
+
+
+async def join_request_burst(
+    settings: Settings, url: str, queues: LocalQueues, fake: RemoteFake, rng
+) -> dict:
+    d_chats = [-4_000_000_000 - n for n in range(JOIN_GROUPS)]
+    add_groups(url, d_chats)
+    burst = [(chat, 10_000 + n) for n in range(JOIN_REQUESTS) for chat in [d_chats[n % JOIN_GROUPS]]]
+    rng.shuffle(burst)
+    burst_at = time.time()
+    for chat, user in burst:
+        update = join_request(chat, user)
+        queues.put_fifo(f"0:{chat}", encode(update))
+    while len(fake.calls_to("approveChatJoinRequest")) < JOIN_REQUESTS and time.time() - burst_at < 600:
+        await asyncio.sleep(1)
+    await asyncio.sleep(2)  # anything decided twice would show by now
+    approvals = fake.calls_to("approveChatJoinRequest")
+    decided = Counter((c.chat_id, c.params["user_id"]) for c in approvals)
+    latencies = sorted(c.at - burst_at for c in approvals)
+    p95 = statistics.quantiles(latencies, n=100)[94] if len(latencies) > 1 else None
+    per_group_bound = (JOIN_REQUESTS / JOIN_GROUPS - 1) * settings.group_decision_interval_sec
+    priority_rate = 1000 / Pacing.from_settings(settings).priority_interval_ms
+    lane_bound = JOIN_REQUESTS / priority_rate
+    pacing_bound = max(per_group_bound, lane_bound)
+    return {
+        "d_join_requests": JOIN_REQUESTS,
+        "d_groups": JOIN_GROUPS,
+        "d_decided_once": sum(1 for n in decided.values() if n == 1),
+        "d_decided_twice_or_more": sum(1 for n in decided.values() if n > 1),
+        "d_undecided": JOIN_REQUESTS - len(decided),
+        "d_approval_p95_sec": round(p95, 2) if p95 is not None else None,
+        "d_pacing_bound_sec": round(pacing_bound, 1),
+        "d_per_group_bound_sec": round(per_group_bound, 1),
+        "d_priority_lane_bound_sec": round(lane_bound, 1),
+        "d_p95_minus_bound_sec": round(p95 - pacing_bound, 2) if p95 is not None else None,
+    }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=1000, help="groups in (a) and (b); default 1000")
-    asyncio.run(main(parser.parse_args().groups))
+    parser.add_argument("--parts", default="abcd", help="which of a, b, c, d to run; default all")
+    parser.add_argument("--stall-ms", type=float, default=0, help="random event-loop stalls up to this long")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.groups, arguments.parts, arguments.stall_ms))

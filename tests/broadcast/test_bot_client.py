@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 
 import psycopg
@@ -104,6 +105,22 @@ async def test_a_429_pauses_every_consumer_of_the_bot_then_the_send_is_retried(
     assert statuses == [(-1, 429), (-1, 200), (-2, 200)]
     flood_at = bot_api.calls[0].at
     assert all(call.at - flood_at >= 0.95 for call in bot_api.calls[1:])
+
+
+async def test_a_429_that_comes_while_a_call_waits_for_its_slot_holds_that_call_too(
+    bot_settings, bot_api, redis_client, db
+):
+    client = bot_client(TOKEN, fast(bot_settings, broadcast_rate_per_sec=1), redis_client, db)
+    await client.call(send("first"), chat_id=-1, lane=Lane.BULK)
+    waiting = asyncio.create_task(client.call(send("second"), chat_id=-2, lane=Lane.BULK))  # its slot: 1 s on
+    await asyncio.sleep(0.3)
+
+    await client.limiter.pause(2)  # another consumer's 429
+    paused_at = time.time()
+    await waiting
+
+    second = next(call for call in bot_api.calls if call.params["text"] == "second")
+    assert second.at - paused_at >= 1.9
 
 
 async def test_a_pause_never_shortens_a_longer_one(bot_settings, redis_client, db):

@@ -118,6 +118,17 @@ def bot_chat_spacing(bot_key: str, chat_id: int) -> str:
     return f"tg:bot:{bot_key}:chat:{chat_id}"
 
 
+def bot_lane_calls(bot_key: str, lane: str) -> str:
+    """A bot's recent calls on one lane (sorted set: call id -> the latest it can have reached Telegram, ms
+    since epoch): what the limiter counts its window on."""
+    return f"tg:bot:{bot_key}:lane:{lane}:calls"
+
+
+def bot_chat_last_call(bot_key: str, chat_id: int) -> str:
+    """A bot's last call to one chat (hash: call id, the latest it can have reached Telegram in ms)."""
+    return f"tg:bot:{bot_key}:chat:{chat_id}:last"
+
+
 def bot_pause(bot_key: str) -> str:
     """Set for `retry_after` after a 429: every consumer of the bot waits it out."""
     return f"tg:bot:{bot_key}:pause"

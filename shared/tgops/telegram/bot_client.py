@@ -10,6 +10,11 @@ Limits, per bot token (held in Redis, so every Lambda and worker obeys the same 
   20 messages a minute per group), `TGOPS_BROADCAST_PRIVATE_SPACING_SEC` for private chats;
 - a 429's `retry_after` pauses the bot for every consumer, then the call is retried.
 
+The invariant, as Telegram sees it: no second holds more of a lane's calls than its rate, and no
+chat gets two calls closer than its spacing, however late a consumer wakes or a call travels. A call
+reaches Telegram between the moment the limiter lets it go and the moment its answer comes back;
+the limiter counts every earlier call at the latest of those (`SendLimiter`).
+
 A group migrated to a supergroup (`ChatMigrated`) is followed: the `on_migrated` hook stores the new
 id and the call goes to it. Chat failures (403 kicked or blocked, 400 chat not found) are raised to
 the caller as the chat's failure (`is_chat_failure`).
@@ -27,13 +32,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
+import uuid
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from telegram import Bot
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -55,9 +62,10 @@ T = TypeVar("T")
 
 TELEGRAM_CALLS_PER_SEC = 30  # per bot, all chats together
 TELEGRAM_GROUP_SPACING_SEC = 3.0  # 20 messages a minute per group
-PACING_MARGIN = 1.04  # a little under each rate, so network jitter never pushes a second over it
+PACING_MARGIN = 1.04  # slots a little under each rate: calls answered within it are never held back
 MAX_FLOOD_RETRIES = 5
 BULK_LEAD_MS = 100  # a bulk slot is reserved this far ahead: time for the broadcaster's in-flight marker
+IN_FLIGHT_POLL_MS = 5  # a call held back by one still unanswered asks again this soon
 CHAT_FAILURES = (
     "chat not found",
     "bot was kicked",
@@ -106,12 +114,31 @@ def may_have_been_delivered(error: TelegramError) -> bool:
 # --- the shared limiter -------------------------------------------------------------------------
 
 
+class Window(NamedTuple):
+    """No window of `ms` holds more than `sends` calls: a rate, as Telegram counts it."""
+
+    sends: int
+    ms: int
+
+    @classmethod
+    def of(cls, rate_per_sec: float) -> Window:
+        sends = max(1, math.floor(rate_per_sec))
+        return cls(sends, math.ceil(1000 * sends / rate_per_sec))
+
+
 @dataclass(frozen=True)
 class Pacing:
+    """The limits of one bot: slots are booked with `PACING_MARGIN` to spare; departures are held to
+    the limits themselves (`bulk_window`, `priority_window`, `group_gap_ms`, `private_gap_ms`)."""
+
     bulk_interval_ms: int
     priority_interval_ms: int
     group_spacing_ms: int
     private_spacing_ms: int
+    bulk_window: Window
+    priority_window: Window
+    group_gap_ms: int
+    private_gap_ms: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pacing:
@@ -119,63 +146,134 @@ class Pacing:
         bulk_rate = min(settings.broadcast_rate_per_sec, bulk_ceiling)
         priority_rate = TELEGRAM_CALLS_PER_SEC - bulk_rate
         group_spacing = max(settings.broadcast_group_spacing_sec, TELEGRAM_GROUP_SPACING_SEC)
+        private_spacing = settings.broadcast_private_spacing_sec
         return cls(
             bulk_interval_ms=_interval_ms(bulk_rate),
             priority_interval_ms=_interval_ms(priority_rate),
             group_spacing_ms=round(group_spacing * PACING_MARGIN * 1000),
-            private_spacing_ms=round(settings.broadcast_private_spacing_sec * PACING_MARGIN * 1000),
+            private_spacing_ms=round(private_spacing * PACING_MARGIN * 1000),
+            bulk_window=Window.of(bulk_rate),
+            priority_window=Window.of(priority_rate),
+            group_gap_ms=math.ceil(group_spacing * 1000),
+            private_gap_ms=math.ceil(private_spacing * 1000),
         )
 
     def interval_ms(self, lane: Lane) -> int:
         return self.bulk_interval_ms if lane is Lane.BULK else self.priority_interval_ms
 
+    def window(self, lane: Lane) -> Window:
+        return self.bulk_window if lane is Lane.BULK else self.priority_window
+
     def spacing_ms(self, chat_id: int) -> int:
         return self.group_spacing_ms if chat_id < 0 else self.private_spacing_ms
+
+    def gap_ms(self, chat_id: int) -> int:
+        return self.group_gap_ms if chat_id < 0 else self.private_gap_ms
 
 
 def _interval_ms(rate_per_sec: float) -> int:
     return max(1, round(1000 * PACING_MARGIN / rate_per_sec))
 
 
-class SendLimiter:
-    """Slots for one bot's calls, shared through Redis by every consumer of the bot."""
+class Departure(Enum):
+    GO = 1
+    WAIT = 0
+    PAUSED = -1
 
-    def __init__(self, redis: RedisClient, key: str, pacing: Pacing) -> None:
+
+class SendLimiter:
+    """One bot's calls, limited for every consumer of the bot through Redis, in three steps.
+
+    `reserve` books the call a slot: its lane's slots an interval apart, its chat's after its spacing
+    (both with the margin). When the slot comes, `depart` lets the call go only if no window of its
+    lane and no spacing of its chat can be broken at Telegram, counting each earlier call at the latest
+    it can have reached Telegram: in flight, any time; answered (`arrived`), by its answer. So a caller
+    that wakes late, or a call slow on the wire, holds back the calls after it instead of crowding
+    them. The margin keeps this from delaying calls when answers come back within it (40 ms at 5/s).
+    `now_ms` comes only from tests that drive the clock; otherwise Redis's clock is the one clock.
+    """
+
+    def __init__(self, redis: RedisClient, key: str, pacing: Pacing, *, in_flight_ms: int = 30_000) -> None:
         self._redis = redis
         self._key = key
         self._pacing = pacing
+        self._in_flight_ms = in_flight_ms
 
-    async def reserve(self, lane: Lane, chat_id: int | None) -> float:
-        """Reserve this call's slot (its lane, its chat's spacing, no 429 pause): the loop time to call at."""
+    async def try_reserve(
+        self, lane: Lane, chat_id: int | None, now_ms: int | None = None
+    ) -> tuple[bool, int]:
+        """(True, ms until the reserved slot) or (False, ms to wait before asking again)."""
         spacing = self._pacing.spacing_ms(chat_id) if chat_id is not None else 0
         lane_key = keys.bot_lane(self._key, lane.value)
         chat_key = keys.bot_chat_spacing(self._key, chat_id) if chat_id is not None else lane_key
+        lead = BULK_LEAD_MS if lane is Lane.BULK else 0
+        reserved, wait_ms = await script("bot_send_slot").run(
+            self._redis,
+            [lane_key, chat_key, keys.bot_pause(self._key)],
+            [self._pacing.interval_ms(lane), spacing, lead, *_clock(now_ms)],
+        )
+        return bool(int(reserved)), int(wait_ms)
+
+    async def try_depart(
+        self, lane: Lane, chat_id: int | None, call_id: str, now_ms: int | None = None
+    ) -> tuple[Departure, int]:
+        """Whether the call goes now (then it is held in flight), and else how long to wait."""
+        window = self._pacing.window(lane)
+        gap = self._pacing.gap_ms(chat_id) if chat_id is not None else 0
+        lane_key = keys.bot_lane_calls(self._key, lane.value)
+        status, wait_ms = await script("bot_send_depart").run(
+            self._redis,
+            [lane_key, self._chat_key(chat_id, lane_key), keys.bot_pause(self._key)],
+            [
+                window.sends,
+                window.ms,
+                gap,
+                call_id,
+                IN_FLIGHT_POLL_MS,
+                self._in_flight_ms,
+                *_clock(now_ms),
+            ],
+        )
+        return Departure(int(status)), int(wait_ms)
+
+    async def arrived(self, lane: Lane, chat_id: int | None, call_id: str, now_ms: int | None = None) -> None:
+        """The call was answered or failed: it reached Telegram, if at all, by now."""
+        lane_key = keys.bot_lane_calls(self._key, lane.value)
+        await script("bot_send_arrived").run(
+            self._redis,
+            [lane_key, self._chat_key(chat_id, lane_key)],
+            [call_id, int(chat_id is not None), *_clock(now_ms)],
+        )
+
+    async def reserve(self, lane: Lane, chat_id: int | None) -> float:
+        """Reserve this call's slot (its lane, its chat's spacing, no 429 pause): the loop time to call at."""
         loop = asyncio.get_running_loop()
         while True:
-            reserved, wait_ms = await script("bot_send_slot").run(
-                self._redis,
-                [lane_key, chat_key, keys.bot_pause(self._key)],
-                [self._pacing.interval_ms(lane), spacing],
-            )
-            if int(reserved):
-                return loop.time() + int(wait_ms) / 1000
-            await asyncio.sleep(int(wait_ms) / 1000)
+            reserved, wait_ms = await self.try_reserve(lane, chat_id)
+            if reserved:
+                return loop.time() + wait_ms / 1000
+            await asyncio.sleep(wait_ms / 1000)
 
-    async def wait_for(self, slot: float) -> bool:
-        """Sleep until the slot; False when a 429 paused the bot meanwhile (reserve again)."""
-        paused = asyncio.ensure_future(self._redis.pttl(keys.bot_pause(self._key)))  # asked while sleeping
+    async def depart(self, slot: float, lane: Lane, chat_id: int | None, call_id: str) -> None:
+        """Sleep until the slot, then until the call may go (after any 429 pause), and let it go."""
         await asyncio.sleep(max(0.0, slot - asyncio.get_running_loop().time()))
-        return await paused <= 0
-
-    async def acquire(self, lane: Lane, chat_id: int | None) -> None:
-        """Wait until a call may go now."""
-        while not await self.wait_for(await self.reserve(lane, chat_id)):
-            pass
+        while True:
+            departure, wait_ms = await self.try_depart(lane, chat_id, call_id)
+            if departure is Departure.GO:
+                return
+            await asyncio.sleep(wait_ms / 1000)
 
     async def pause(self, seconds: float) -> None:
         await script("bot_pause").run(
             self._redis, [keys.bot_pause(self._key)], [max(1, round(seconds * 1000))]
         )
+
+    def _chat_key(self, chat_id: int | None, lane_key: str) -> str:
+        return keys.bot_chat_last_call(self._key, chat_id) if chat_id is not None else lane_key
+
+
+def _clock(now_ms: int | None) -> list[int]:
+    return [] if now_ms is None else [now_ms]
 
 
 # --- the dry-run outbox -------------------------------------------------------------------------
@@ -293,10 +391,10 @@ class BotClient:
             slot = await self.limiter.reserve(lane, chat_id)
             if prepare is not None:
                 await prepare(chat_id)
-            if not await self.limiter.wait_for(slot):
-                continue
+            call_id = uuid.uuid4().hex
+            await self.limiter.depart(slot, lane, chat_id, call_id)
             try:
-                return await request(self.bot, chat_id)
+                return await self._sent(request, chat_id, lane, call_id)
             except RetryAfter as error:
                 floods += 1
                 seconds = _retry_after_sec(error)
@@ -311,6 +409,18 @@ class BotClient:
                 log.info("chat %s migrated to %s", old, chat_id)
                 if self._on_migrated is not None:
                     await self._on_migrated(old, chat_id)
+
+    async def _sent(
+        self,
+        request: Callable[[Bot, int | None], Awaitable[T]],
+        chat_id: int | None,
+        lane: Lane,
+        call_id: str,
+    ) -> T:
+        try:
+            return await request(self.bot, chat_id)
+        finally:
+            await self.limiter.arrived(lane, chat_id, call_id)
 
 
 def _retry_after_sec(error: RetryAfter) -> float:
@@ -356,7 +466,13 @@ def bot_client(
     return BotClient(
         _bot_for(token, settings, db),
         key,
-        SendLimiter(redis, key, Pacing.from_settings(settings)),
+        SendLimiter(
+            redis,
+            key,
+            Pacing.from_settings(settings),
+            # connecting, writing and reading may each take the timeout: by then the call is given up
+            in_flight_ms=math.ceil(3 * settings.bot_api_timeout_sec * 1000),
+        ),
         dry_run=not has_real_token(token),
         on_migrated=on_migrated,
     )
