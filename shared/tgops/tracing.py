@@ -55,7 +55,7 @@ def span(name: str, **annotations: str | int | bool | None) -> Iterator[None]:
     if not enabled():
         yield
         return
-    recorder = tracer().provider
+    recorder: Any = tracer().provider  # aws_xray_sdk's recorder, wider than Powertools' BaseProvider
     top_level = not _on_lambda() and not _in_segment.get()  # Lambda's segment is the function's own
     entered = recorder.in_segment(name) if top_level else recorder.in_subsegment(name)
     marker = _in_segment.set(True)
@@ -89,7 +89,8 @@ def tracer() -> Tracer:
         from aws_xray_sdk.core.async_context import AsyncContext
 
         # Segments per asyncio task (a worker runs several jobs at once), not per thread.
-        built.provider.configure(
+        recorder: Any = built.provider
+        recorder.configure(
             context=AsyncContext(loop=asyncio.get_running_loop()), context_missing="IGNORE_ERROR"
         )
     return built

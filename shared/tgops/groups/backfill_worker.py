@@ -175,6 +175,7 @@ async def handle(runtime: Runtime, message: Received, *, pool: MtprotoPool | Non
                 await _failed(runtime, db, job, cursor, job.recorded + recorded, result)
                 return
             page = result.value
+            assert page is not None  # an ok call answers its operation's page
             if isinstance(page, Refused):
                 await backfill.refused(db, job.chat_id, f"{page.code}: {page.reason}")
                 return
