@@ -1,9 +1,9 @@
 """The API's routers, one module each (`router = APIRouter(...)`).
 
 A router off the webhook's path is included lazily (`include_lazily`): its module is imported, and its
-routes built, on the first request the routes above it do not answer, or when the OpenAPI document is
-built. A webhook's cold start pays nothing for them (bench/cold_start.py); the routes, their order,
-their answers and the document are the same as if they were included at start-up.
+routes built, on the first request the routes before it do not answer, or when the OpenAPI document is
+built. A webhook's cold start pays nothing for them (bench/cold_start.py); every route answers, and the
+document lists it, as if it had been included at start-up.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ class LazyRouters(BaseRoute):
 def include_lazily(app: FastAPI, *modules: str) -> LazyRouters:
     """Include `tgops.api.routers.<module>.router` for each module once a request or the document needs it.
 
-    Call it after every other route and mount: until the routers are included it claims every HTTP
-    request that reaches it, includes them after the app's other routes, and routes the request again.
+    Call it last: until the routers are included it claims every HTTP request that reaches it (so a
+    route or mount after it would be reached only once they are), includes them, and routes the
+    request again.
     """
     lazy = LazyRouters(app, modules)
     app.router.routes.append(lazy)
