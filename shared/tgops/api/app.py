@@ -15,8 +15,7 @@ from tgops.api.dashboard import PREFIX as DASHBOARD_PREFIX
 from tgops.api.dashboard import LazyDashboard
 from tgops.api.errors import ErrorResponse
 from tgops.api.method_not_allowed import method_not_allowed
-from tgops.api.routers import admin_dlq, broadcasts, health, live_streams, public, webhooks
-from tgops.api.routers import provider as provider_router
+from tgops.api.routers import LazyRouters, include_lazily, webhooks
 from tgops.config import get_settings
 from tgops.runtime import Runtime
 
@@ -43,24 +42,22 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.api_max_body_bytes)
     app.add_middleware(RequestCorrelation)  # outermost: a refused body's answer carries the request id too
     app.include_router(docs.router)
-    app.include_router(health.router)
     app.include_router(webhooks.router)
-    app.include_router(admin_dlq.router)
-    app.include_router(public.router)
-    app.include_router(live_streams.router)
     app.mount(DASHBOARD_PREFIX, LazyDashboard())
-    app.include_router(provider_router.router)
-    app.include_router(broadcasts.router)
-    app.openapi = with_security_schemes(app, webhooks.SECURITY_SCHEMES)
+    # Off the webhook's path: imported on the first request that needs them (last: see include_lazily).
+    lazy = include_lazily(app, "health", "admin_dlq", "public", "live_streams", "provider", "broadcasts")
+    app.openapi = documented(app, lazy, webhooks.SECURITY_SCHEMES)
     return app
 
 
-def with_security_schemes(app: FastAPI, schemes: dict[str, dict]) -> Callable[[], dict]:
-    """`app.openapi` that also declares schemes the routes check themselves, not through a dependency."""
+def documented(app: FastAPI, lazy: LazyRouters, schemes: dict[str, dict]) -> Callable[[], dict]:
+    """`app.openapi` over every route, the lazy ones included first; it also declares the schemes the
+    routes check themselves, not through a dependency."""
     build = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
+            lazy.include()
             build().setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
         return app.openapi_schema
 
