@@ -3,6 +3,7 @@ exactly as they answer once included, and the OpenAPI document lists every route
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 
@@ -104,3 +105,16 @@ async def test_the_routers_are_included_once_however_many_requests_and_documents
     await answer(app, "GET", "/api/live_streams")
 
     assert app.routes == routes
+
+
+def test_routers_included_in_a_process_that_froze_what_it_loaded_are_frozen_too(runtime):
+    """Else every full collection walks them while requests wait (bench/ingress.py's p99)."""
+    app = create_app(runtime)
+    lazy = next(route for route in app.router.routes if isinstance(route, LazyRouters))
+    gc.freeze()  # as tgops.api.app.freeze_loaded_objects does once the app is built
+    try:
+        frozen_before = gc.get_freeze_count()
+        lazy.include()
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()

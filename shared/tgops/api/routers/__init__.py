@@ -8,6 +8,7 @@ document lists it, as if it had been included at start-up.
 
 from __future__ import annotations
 
+import gc
 from importlib import import_module
 from typing import Any
 
@@ -32,6 +33,8 @@ class LazyRouters(BaseRoute):
         for router in routers:
             self.app.include_router(router)
         self.included = True
+        if gc.get_freeze_count():  # the process froze what it loaded (api.app.freeze_loaded_objects):
+            gc.freeze()  # these routers live as long, and full collections must not walk them either
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "http" and not self.included:
