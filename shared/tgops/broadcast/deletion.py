@@ -19,7 +19,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from tgops.broadcast.jobs import QUEUE
 from tgops.broadcast.messages import BroadcastDelete
 from tgops.messaging.envelopes import encode
-from tgops.telegram.bot_client import BotClient, Lane
+from tgops.telegram.bot_client import BotClient, Lane, describe_failure
 
 if TYPE_CHECKING:
     from tgops.db.database import Database
@@ -70,7 +70,7 @@ async def _delete_one(client: BotClient, row: dict[str, Any]) -> tuple[str, str 
     except (BadRequest, Forbidden) as error:
         return classify_delete_error(error), error.message[:500]
     except TelegramError as error:
-        return "error", f"{type(error).__name__}: {error.message}"[:500]
+        return "error", describe_failure(error)[:500]
     return "deleted", None
 
 

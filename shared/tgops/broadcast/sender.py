@@ -33,7 +33,13 @@ from tgops.db.params import jsonb
 from tgops.groups import chats
 from tgops.messaging.envelopes import encode
 from tgops.messaging.errors import InvalidMessage, RetryLater
-from tgops.telegram.bot_client import BotClient, Lane, is_chat_failure, may_have_been_delivered
+from tgops.telegram.bot_client import (
+    BotClient,
+    Lane,
+    describe_failure,
+    is_chat_failure,
+    may_have_been_delivered,
+)
 
 if TYPE_CHECKING:
     from tgops.config import Settings
@@ -211,7 +217,7 @@ class BroadcastRun:
         )
 
     async def _failed(self, row: dict[str, Any], chat_id: int, error: TelegramError) -> None:
-        reason = f"{type(error).__name__}: {error.message}"[:500]
+        reason = describe_failure(error)[:500]
         if may_have_been_delivered(error):
             await self._done(row, "unconfirmed", None, chat_id, reason)
             self.tally.unconfirmed += 1

@@ -102,6 +102,13 @@ def is_chat_failure(error: TelegramError) -> bool:
     return isinstance(error, BadRequest) and any(text in error.message.lower() for text in CHAT_FAILURES)
 
 
+def describe_failure(error: TelegramError) -> str:
+    """The error as it is kept for the operator: its kind, then Telegram's words. A 403's description
+    already begins with "Forbidden: ", which is not repeated."""
+    kind = type(error).__name__
+    return error.message if error.message.startswith(f"{kind}: ") else f"{kind}: {error.message}"
+
+
 def may_have_been_delivered(error: TelegramError) -> bool:
     """True when the request may have reached Telegram and taken effect (no answer came back)."""
     if not isinstance(error, NetworkError) or isinstance(error, (BadRequest, Forbidden)):
